@@ -1,0 +1,1 @@
+"""Adapters: the code that talks to things outside the process (mail servers, ...)."""

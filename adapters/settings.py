@@ -1,0 +1,120 @@
+"""The process environment, checked once at start (PROCESS.md's variables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """One line naming the variable at fault."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAILROOM_", extra="ignore", env_ignore_empty=True)
+
+    database_url: str = "sqlite:///./mailroom.db"
+    admin_token: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    timezone: str = "UTC"
+    poll_seconds: float = 60.0
+    extra_ca_file: str | None = None
+    dns_servers: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parse_database_url(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("poll_seconds")
+    @classmethod
+    def _poll(cls, value: float) -> float:
+        if not 0 < value <= 86_400:
+            raise ValueError("must be between 0 and 86400 seconds")
+        return value
+
+    @field_validator("extra_ca_file")
+    @classmethod
+    def _ca(cls, value: str | None) -> str | None:
+        if value and not Path(value).is_file():
+            raise ValueError(f"no such file {value!r}")
+        return value or None
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("dns_servers")
+    @classmethod
+    def _dns(cls, value: str | None) -> str | None:
+        for server in (value or "").split(","):
+            host, _, port = server.strip().rpartition(":") if server.count(":") == 1 else (server, "", "")
+            if port and not (port.isdigit() and 0 < int(port) < 65536):
+                raise ValueError(f"bad port in {server!r}")
+        return value or None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+
+def parse_database_url(url: str) -> dict[str, str]:
+    """The eventsourcing environment for a mailroom database URL."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else ""
+        if not path:
+            raise ValueError("expected sqlite:///PATH")
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path}
+    if parts.scheme in ("postgresql", "postgres"):
+        dbname = parts.path.lstrip("/")
+        if not parts.hostname or not dbname:
+            raise ValueError("expected postgresql://USER:PASS@HOST:PORT/DB")
+        try:
+            port = parts.port or 5432
+        except ValueError:
+            raise ValueError("bad port") from None
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(dbname),
+            "POSTGRES_HOST": parts.hostname,
+            "POSTGRES_PORT": str(port),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_POOL_SIZE": "4",
+            "POSTGRES_MAX_OVERFLOW": "16",
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            "POSTGRES_LOCK_TIMEOUT": "10",
+        }
+    raise ValueError(f"unsupported scheme {parts.scheme!r}; use sqlite:/// or postgresql://")
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or SettingsError with one line naming the variable."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "MAILROOM_" + str(first["loc"][0]).upper() if first["loc"] else "MAILROOM_*"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{name}: {message}") from None
+    if settings.is_postgres and settings.secret_key is None:
+        raise SettingsError("MAILROOM_SECRET_KEY: required with a PostgreSQL database")
+    return settings

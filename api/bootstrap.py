@@ -1,0 +1,64 @@
+"""The composition root: settings in, a wired mailroom out. Infrastructure is chosen
+by the environment only (MAILROOM_DATABASE_URL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapters import mailserver
+from adapters.database import Database
+from adapters.secrets import EncryptedSecretStore, key_file_secret
+from adapters.settings import Settings, parse_database_url
+from domain.application import Mailroom
+from domain.ports import LoginRefused, LoginVerifier
+from domain.values import MailProtocol, ServerSettings
+from projections.directory import Directory as DirectoryView
+from projections.driver import Projections
+from projections.queries import Directory
+
+
+@dataclass
+class Services:
+    settings: Settings
+    app: Mailroom
+    database: Database
+    projections: Projections
+    directory: Directory
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def real_login(settings: Settings) -> LoginVerifier:
+    verify = mailserver.make_verifier(settings.extra_ca_file)
+
+    def login(protocol: MailProtocol, server: ServerSettings, password: str) -> None:
+        try:
+            verify(protocol, server, password)
+        except mailserver.LoginFailed as failed:
+            raise LoginRefused(failed.code, failed.message) from None
+
+    return login
+
+
+def bootstrap(settings: Settings, verify_login: LoginVerifier | None = None) -> Services:
+    env = parse_database_url(settings.database_url)
+    if "SQLITE_DBNAME" in env:
+        Path(env["SQLITE_DBNAME"]).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    app = Mailroom(env)
+    datastore: Any = app.factory.datastore  # type: ignore[attr-defined]
+    database = Database(datastore)
+    if settings.secret_key is not None:
+        secret = settings.secret_key.get_secret_value()
+    else:
+        secret = key_file_secret(env["SQLITE_DBNAME"])
+    directory = Directory(database)
+    app.secrets = EncryptedSecretStore(database, secret)
+    app.verify_login = verify_login or real_login(settings)
+    app.references = directory
+    app.admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    projections = Projections(app, database, [DirectoryView()])
+    projections.create_tables()
+    return Services(settings, app, database, projections, directory)

@@ -1,0 +1,1 @@
+"""mailroom's domain: aggregates, their events and pure policies. Imports nothing of ours outside."""

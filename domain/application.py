@@ -1,0 +1,13 @@
+"""The mailroom application: every command, over one event log."""
+
+from __future__ import annotations
+
+from domain.commands.agents import AgentCommands
+from domain.commands.customers import CustomerCommands
+from domain.commands.mailboxes import MailboxCommands
+from domain.commands.routing import RoutingCommands
+from domain.commands.tokens import TokenCommands
+
+
+class Mailroom(MailboxCommands, AgentCommands, CustomerCommands, RoutingCommands, TokenCommands):
+    """Commands return ids and log positions; queries go to the projections."""

@@ -1,0 +1,1 @@
+"""The command side, one module per resource; `Mailroom` composes them."""

@@ -1,0 +1,193 @@
+"""Binding and configuring mailboxes. Every connection change is verified by a real login."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, replace
+from uuid import UUID
+
+from domain.claims import Claim
+from domain.commands.base import KEEP, Base, Keep, Written, retrying
+from domain.errors import Collector, Problem, Rejected, invalid
+from domain.mailbox import SUBJECT_PLACEHOLDERS, Mailbox
+from domain.ports import LoginRefused
+from domain.validation import check_email, check_name, check_server, normalise_email
+from domain.values import MailProtocol, ServerSettings
+
+ADDRESS_CLAIM = "mailbox-address"
+POP3_PORTS = (110, 995)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One login tried while binding, as the admin sees it."""
+
+    source: str
+    protocol: MailProtocol
+    settings: ServerSettings
+    outcome: str
+
+
+class BindFailed(Rejected):
+    def __init__(self, attempts: list[Attempt], *problems: Problem) -> None:
+        super().__init__(*problems)
+        self.attempts = attempts
+
+
+def with_username(settings: ServerSettings | None, address: str) -> ServerSettings | None:
+    if settings is None or settings.username.strip():
+        return settings
+    return replace(settings, username=address)
+
+
+class MailboxCommands(Base):
+    def _verify(self, protocol: MailProtocol, incoming: ServerSettings, password: str) -> Attempt:
+        try:
+            self.verify_login(protocol, incoming, password)
+        except LoginRefused as refused:
+            attempt = Attempt("given", protocol, incoming, refused.code.lower().replace("_", "-"))
+            field = ("input", "password") if refused.code == "AUTH_FAILED" else ("input", "incoming")
+            raise BindFailed([attempt], Problem(field, refused.message, refused.code)) from None
+        return Attempt("given", protocol, incoming, "ok")
+
+    def bind_mailbox(
+        self,
+        address: str,
+        password: str,
+        display_name: str | None = None,
+        protocol: MailProtocol | None = None,
+        incoming: ServerSettings | None = None,
+        outgoing: ServerSettings | None = None,
+    ) -> tuple[Written, list[Attempt]]:
+        address = normalise_email(address)
+        errors = Collector()
+        check_email(errors, ("input", "address"), address)
+        if not password:
+            errors.add(("input", "password"), "must not be empty")
+        if display_name is not None:
+            check_name(errors, ("input", "displayName"), display_name)
+        if incoming is None:
+            # Settings discovery is not built yet: the admin must give them.
+            errors.add(("input", "incoming"), "give the incoming server settings", "NEEDS_ADVANCED_SETTINGS")
+        else:
+            incoming = with_username(incoming, address)
+            assert incoming is not None
+            check_server(errors, ("input", "incoming"), incoming)
+        outgoing = with_username(outgoing, address)
+        if outgoing is not None:
+            check_server(errors, ("input", "outgoing"), outgoing)
+        errors.raise_if_any()
+        assert incoming is not None
+        if protocol is None:
+            protocol = MailProtocol.POP3 if incoming.port in POP3_PORTS else MailProtocol.IMAP
+        self._check_address_free(address)
+        attempt = self._verify(protocol, incoming, password)
+        claim = self._find(Claim.create_id(ADDRESS_CLAIM, address)) or Claim(ADDRESS_CLAIM, address)
+        if claim.owner_id is not None:
+            raise self._duplicate(address)
+        mailbox = Mailbox(
+            address=address,
+            display_name=(display_name or address).strip(),
+            protocol=protocol,
+            incoming=incoming,
+            outgoing=outgoing,
+            secret_ref=self.secrets.put(password),
+        )
+        claim.take(mailbox.id)
+        position = self._store_or_reject(("input", "address"), claim, mailbox)
+        return Written(mailbox.id, position), [attempt]
+
+    def _check_address_free(self, address: str) -> None:
+        claim = self._find(Claim.create_id(ADDRESS_CLAIM, address))
+        if claim is not None and claim.owner_id is not None:
+            raise self._duplicate(address)
+
+    @staticmethod
+    def _duplicate(address: str) -> Rejected:
+        return invalid(("input", "address"), f"{address} is already bound", "DUPLICATE")
+
+    @retrying()
+    def update_mailbox(
+        self,
+        mailbox_id: UUID,
+        display_name: str | Keep = KEEP,
+        password: str | Keep = KEEP,
+        protocol: MailProtocol | Keep = KEEP,
+        incoming: ServerSettings | Keep = KEEP,
+        outgoing: ServerSettings | None | Keep = KEEP,
+        enabled: bool | Keep = KEEP,
+    ) -> Written:
+        mailbox = self._load(Mailbox, mailbox_id, ("input", "id"), "mailbox")
+        errors = Collector()
+        new_name = mailbox.display_name if isinstance(display_name, Keep) else display_name.strip()
+        check_name(errors, ("input", "displayName"), new_name)
+        new_protocol = mailbox.protocol if isinstance(protocol, Keep) else protocol
+        new_in = mailbox.incoming if isinstance(incoming, Keep) else with_username(incoming, mailbox.address)
+        new_out = mailbox.outgoing if isinstance(outgoing, Keep) else with_username(outgoing, mailbox.address)
+        assert new_in is not None
+        check_server(errors, ("input", "incoming"), new_in)
+        if new_out is not None:
+            check_server(errors, ("input", "outgoing"), new_out)
+        if isinstance(password, str) and not password:
+            errors.add(("input", "password"), "must not be empty")
+        errors.raise_if_any()
+        connection_changed = (new_protocol, new_in) != (mailbox.protocol, mailbox.incoming)
+        if connection_changed or isinstance(password, str):
+            secret = password if isinstance(password, str) else self.secrets.get(mailbox.secret_ref)
+            self._verify(new_protocol, new_in, secret)
+        if (new_name, new_protocol, new_in, new_out) != (
+            mailbox.display_name, mailbox.protocol, mailbox.incoming, mailbox.outgoing
+        ):
+            mailbox.change_settings(new_name, new_protocol, new_in, new_out)
+        if isinstance(password, str):
+            mailbox.change_password(self.secrets.put(password))
+        if enabled is False and mailbox.enabled:
+            mailbox.disable()
+        elif enabled is True and not mailbox.enabled:
+            mailbox.enable()
+        return Written(mailbox.id, self._store(mailbox))
+
+    @retrying()
+    def set_reply_settings(self, mailbox_id: UUID, subject_template: str, footer: str) -> Written:
+        mailbox = self._load(Mailbox, mailbox_id, ("input", "mailboxId"), "mailbox")
+        errors = Collector()
+        check_subject_template(errors, ("input", "subjectTemplate"), subject_template)
+        if len(footer) > 10_000:
+            errors.add(("input", "footer"), "must be at most 10000 characters")
+        errors.raise_if_any()
+        if (subject_template, footer) != (mailbox.subject_template, mailbox.footer):
+            mailbox.set_reply_settings(subject_template, footer)
+        return Written(mailbox.id, self._store(mailbox))
+
+    @retrying()
+    def delete_mailbox(self, mailbox_id: UUID) -> Written:
+        mailbox = self._load(Mailbox, mailbox_id, ("id",), "mailbox")
+        rules = self.references.rules_using_mailbox(mailbox_id)
+        if rules:
+            raise invalid(("id",), f"routing rules use this mailbox: {', '.join(rules)}", "IN_USE")
+        claim = self._find(Claim.create_id(ADDRESS_CLAIM, mailbox.address))
+        mailbox.delete()
+        if claim is not None and claim.owner_id == mailbox.id:
+            claim.release()
+            return Written(mailbox.id, self._store(mailbox, claim))
+        return Written(mailbox.id, self._store(mailbox))
+
+
+def check_subject_template(errors: Collector, field: tuple[str, ...], template: str) -> None:
+    if not template.strip():
+        errors.add(field, "must not be empty")
+        return
+    if any(ch in template for ch in "\r\n\x00"):
+        errors.add(field, "must not contain line breaks")
+        return
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        errors.add(field, f"unbalanced braces: {exc}")
+        return
+    unknown = [n for n in names if n not in SUBJECT_PLACEHOLDERS]
+    if unknown:
+        allowed = " ".join("{" + p + "}" for p in SUBJECT_PLACEHOLDERS)
+        errors.add(field, f"unknown placeholder {{{unknown[0]}}}; use {allowed}")
+
+

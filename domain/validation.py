@@ -1,0 +1,49 @@
+"""Pure input checks shared by the aggregates' commands."""
+
+from __future__ import annotations
+
+import re
+
+from domain.errors import Collector
+from domain.values import ServerSettings
+
+_EMAIL = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$")
+
+
+def is_email(value: str) -> bool:
+    return bool(_EMAIL.match(value)) and len(value) <= 254
+
+
+def normalise_email(value: str) -> str:
+    """Addresses compare case-insensitively; keep one canonical spelling."""
+    return value.strip().lower()
+
+
+def check_email(errors: Collector, field: tuple[str, ...], value: str) -> None:
+    if not is_email(value.strip()):
+        errors.add(field, f"'{value}' is not an email address")
+
+
+def check_name(errors: Collector, field: tuple[str, ...], value: str, limit: int = 200) -> None:
+    if not value.strip():
+        errors.add(field, "must not be empty")
+    elif len(value) > limit:
+        errors.add(field, f"must be at most {limit} characters")
+    elif any(ch in value for ch in "\r\n\x00"):
+        errors.add(field, "must not contain line breaks")
+
+
+def check_domain(errors: Collector, field: tuple[str, ...], value: str) -> None:
+    if not _DOMAIN.match(value.strip().lower()):
+        errors.add(field, f"'{value}' is not a domain name")
+
+
+def check_server(errors: Collector, field: tuple[str, ...], settings: ServerSettings) -> None:
+    if not settings.host.strip() or not _HOST.match(settings.host.strip()):
+        errors.add((*field, "host"), f"'{settings.host}' is not a host name")
+    if not 1 <= settings.port <= 65535:
+        errors.add((*field, "port"), f"port {settings.port} is out of range 1-65535")
+    if not settings.username.strip() or any(ch in settings.username for ch in "\r\n\x00"):
+        errors.add((*field, "username"), "must not be empty or contain line breaks")

@@ -1,0 +1,145 @@
+"""The one projection driver: follows the log in order and applies each event to each
+view exactly once (view rows and position written in one transaction).
+
+Any process may drive a view: the position row is write-locked first, so two
+drivers serialise instead of applying a batch twice. SQLite is followed by
+polling; PostgreSQL wakes on the event store's NOTIFY.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
+
+from adapters.database import Database, Tx
+from projections.tables import Rows
+from projections.view import View
+
+log = logging.getLogger("mailroom.projections")
+POSITIONS = "rm_positions"
+BATCH = 1000
+
+
+class Projections:
+    def __init__(self, app: Application[Any], database: Database, views: Sequence[View]) -> None:
+        self.app = app
+        self.database = database
+        self.views = {view.name: view for view in views}
+        self._lock = threading.Lock()
+        self.applied = 0  # events applied by this process, for /metrics
+
+    def create_tables(self) -> None:
+        with self.database.transaction() as tx:
+            tx.execute(f"CREATE TABLE IF NOT EXISTS {POSITIONS} (view TEXT PRIMARY KEY, position BIGINT NOT NULL)")
+            for view in self.views.values():
+                for table in view.tables:
+                    table.create(tx)
+                tx.execute(f"INSERT INTO {POSITIONS} (view, position) VALUES (?, 0) ON CONFLICT (view) DO NOTHING",
+                           (view.name,))
+
+    def positions(self) -> dict[str, int]:
+        rows = self.database.query(f"SELECT view, position FROM {POSITIONS}")
+        return {r["view"]: int(r["position"]) for r in rows if r["view"] in self.views}
+
+    def head(self) -> int:
+        return int(self.app.recorder.max_notification_id() or 0)
+
+    def read(self, after: int, limit: int = BATCH, stop: int | None = None) -> Sequence[Notification]:
+        return self.app.recorder.select_notifications(start=after + 1, limit=limit, stop=stop)
+
+    def apply(self, view: View, notifications: Sequence[Notification], rows: Rows) -> None:
+        for notification in notifications:
+            view.apply(self.app.mapper.to_domain_event(notification), rows)
+        rows.flush()
+
+    def _advance(self, view: View) -> int:
+        """One batch for one view in one transaction; returns how many events it applied."""
+        with self.database.transaction() as tx:
+            position = lock_position(tx, view.name)
+            batch = self.read(position)
+            if not batch:
+                return 0
+            self.apply(view, batch, Rows(tx))
+            tx.execute(f"UPDATE {POSITIONS} SET position = ? WHERE view = ?", (batch[-1].id, view.name))
+        self.applied += len(batch)
+        return len(batch)
+
+    def catch_up(self) -> int:
+        """Applies everything recorded so far to every view."""
+        done = 0
+        with self._lock:
+            for view in self.views.values():
+                while (applied := self._advance(view)) > 0:
+                    done += applied
+        return done
+
+    def wait_for(self, position: int | None, timeout: float = 5.0) -> bool:
+        """Read-your-writes: true once every view includes `position`."""
+        if position is None:
+            return True
+        deadline = time.monotonic() + timeout
+        while True:
+            self.catch_up()
+            if min(self.positions().values(), default=0) >= position:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+
+    def run(self, stop: threading.Event, poll_seconds: float = 0.25) -> None:
+        """Follows the log until `stop` is set."""
+        wait = self._waiter(stop, poll_seconds)
+        while not stop.is_set():
+            try:
+                self.catch_up()
+            except Exception:  # keep following; the failure is visible in the log and metrics
+                log.exception("projection batch failed; retrying")
+                stop.wait(1.0)
+            wait()
+
+    def _waiter(self, stop: threading.Event, poll_seconds: float) -> Callable[[], None]:
+        if not self.database.is_postgres:
+            return lambda: stop.wait(poll_seconds)
+        return NotifyWaiter(self.app, stop).wait
+
+
+def lock_position(tx: Tx, view_name: str) -> int:
+    # A no-op write takes the row's write lock (SQLite: the database's) before reading.
+    tx.execute(f"UPDATE {POSITIONS} SET position = position WHERE view = ?", (view_name,))
+    return int(tx.execute(f"SELECT position FROM {POSITIONS} WHERE view = ?", (view_name,)).scalar())
+
+
+class NotifyWaiter:
+    """Blocks until the event store's channel is notified (or a safety timeout)."""
+
+    def __init__(self, app: Application[Any], stop: threading.Event, timeout: float = 5.0) -> None:
+        import psycopg
+
+        recorder: Any = app.recorder
+        datastore = recorder.datastore
+        self.channel = recorder.channel_name
+        self.stop = stop
+        self.timeout = timeout
+        info = datastore.pool.kwargs
+        self.connect = lambda: psycopg.connect(
+            dbname=info["dbname"], host=info["host"], port=info["port"], user=info["user"],
+            password=info["password"], autocommit=True)
+        self.conn: Any = None
+
+    def wait(self) -> None:
+        try:
+            if self.conn is None or self.conn.closed:
+                self.conn = self.connect()
+                self.conn.execute(f'LISTEN "{self.channel}"')
+            for _ in self.conn.notifies(timeout=self.timeout, stop_after=1):
+                break
+        except Exception:
+            log.warning("LISTEN connection lost; reconnecting", exc_info=True)
+            self.conn = None
+            self.stop.wait(1.0)

@@ -1,0 +1,94 @@
+"""Queries over the read models: plain rows out, every one served by a key or an index."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from adapters.database import Database, Row
+from domain.ports import References
+from projections import directory as d
+
+
+def _s(value: UUID | str) -> str:
+    return str(value)
+
+
+class Directory(References):
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    def _one(self, sql: str, *params: Any) -> Row | None:
+        rows = self.db.query(sql, params)
+        return rows[0] if rows else None
+
+    # mailboxes
+    def mailboxes(self) -> list[Row]:
+        return self.db.query(f"SELECT * FROM {d.MAILBOXES.name} ORDER BY created_at, id")
+
+    def mailbox(self, mailbox_id: UUID | str) -> Row | None:
+        return self._one(f"SELECT * FROM {d.MAILBOXES.name} WHERE id = ?", _s(mailbox_id))
+
+    def in_workspace(self, mailbox_id: UUID | str) -> bool:
+        return self._one(
+            f"SELECT 1 AS hit FROM {d.RULE_MAILBOXES.name} rm JOIN {d.RULES.name} r ON r.id = rm.rule_id "
+            "WHERE rm.mailbox_id = ? AND r.enabled = 1 LIMIT 1", _s(mailbox_id)) is not None
+
+    # agents and groups
+    def agents(self) -> list[Row]:
+        return self.db.query(f"SELECT * FROM {d.AGENTS.name} ORDER BY created_at, id")
+
+    def agent(self, agent_id: UUID | str) -> Row | None:
+        return self._one(f"SELECT * FROM {d.AGENTS.name} WHERE id = ?", _s(agent_id))
+
+    def groups(self) -> list[Row]:
+        return self.db.query(f"SELECT * FROM {d.GROUPS.name} ORDER BY created_at, id")
+
+    def group(self, group_id: UUID | str) -> Row | None:
+        return self._one(f"SELECT * FROM {d.GROUPS.name} WHERE id = ?", _s(group_id))
+
+    def groups_of_agent(self, agent_id: UUID | str) -> list[Row]:
+        return self.db.query(
+            f"SELECT g.* FROM {d.MEMBERS.name} m JOIN {d.GROUPS.name} g ON g.id = m.group_id "
+            "WHERE m.agent_id = ? ORDER BY g.created_at, g.id", (_s(agent_id),))
+
+    def members(self, group_id: UUID | str) -> list[Row]:
+        return self.db.query(
+            f"SELECT a.* FROM {d.MEMBERS.name} m JOIN {d.AGENTS.name} a ON a.id = m.agent_id "
+            "WHERE m.group_id = ? ORDER BY m.position", (_s(group_id),))
+
+    # customers
+    def accounts(self) -> list[Row]:
+        return self.db.query(f"SELECT * FROM {d.ACCOUNTS.name} ORDER BY created_at, id")
+
+    def account(self, account_id: UUID | str) -> Row | None:
+        return self._one(f"SELECT * FROM {d.ACCOUNTS.name} WHERE id = ?", _s(account_id))
+
+    def contact(self, contact_id: UUID | str) -> Row | None:
+        return self._one(f"SELECT * FROM {d.CONTACTS.name} WHERE id = ?", _s(contact_id))
+
+    # routing rules
+    def rules(self) -> list[Row]:
+        return self.db.query(f"SELECT * FROM {d.RULES.name} ORDER BY priority, created_at, id")
+
+    def rule(self, rule_id: UUID | str) -> Row | None:
+        return self._one(f"SELECT * FROM {d.RULES.name} WHERE id = ?", _s(rule_id))
+
+    def rules_using_mailbox(self, mailbox_id: UUID) -> list[str]:
+        return [r["name"] for r in self.db.query(
+            f"SELECT r.name FROM {d.RULE_MAILBOXES.name} x JOIN {d.RULES.name} r ON r.id = x.rule_id "
+            "WHERE x.mailbox_id = ? ORDER BY r.name", (_s(mailbox_id),))]
+
+    def rules_using_group(self, group_id: UUID) -> list[str]:
+        return [r["name"] for r in self.db.query(
+            f"SELECT r.name FROM {d.RULE_GROUPS.name} x JOIN {d.RULES.name} r ON r.id = x.rule_id "
+            "WHERE x.group_id = ? ORDER BY r.name", (_s(group_id),))]
+
+
+def json_list(text: str | None) -> list[Any]:
+    return list(json.loads(text)) if text else []
+
+
+def json_value(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

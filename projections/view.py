@@ -1,0 +1,49 @@
+"""A view: tables plus a pure function applying one event to rows of them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from projections.tables import Rows, Table
+
+Handler = Callable[[Any, Rows], None]
+
+
+def plain(value: Any) -> Any:
+    """Event values as JSON-ready data: ids and enums as strings, records as dicts."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: plain(v) for k, v in asdict(value).items()}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def to_json(value: Any) -> str | None:
+    return None if value is None else json.dumps(plain(value), separators=(",", ":"), sort_keys=True)
+
+
+class View:
+    """Subclasses declare `name`, `tables`, and `handlers` from event class to function."""
+
+    name: str
+    tables: tuple[Table, ...]
+    handlers: dict[type, Handler]
+
+    def apply(self, event: Any, rows: Rows) -> None:
+        handler = self.handlers.get(type(event))
+        if handler is not None:
+            handler(event, rows)

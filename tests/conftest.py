@@ -1,0 +1,3 @@
+"""Fixtures shared by all test packages."""
+
+from tests.dovecot_fixture import dovecot  # noqa: F401
