@@ -11,18 +11,17 @@ import contextlib
 import errno
 import imaplib
 import poplib
+import re
 import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
-# imapclient ships no type information; everything taken from it is Any to mypy.
-from imapclient import IMAPClient  # type: ignore[import-untyped]
-from imapclient.exceptions import (  # type: ignore[import-untyped]
-    CapabilityError,
-    LoginError,
-)
+# imapclient ships no type information (pyproject sets ignore_missing_imports): its names
+# are Any to mypy, so the calls below are checked by the integration tests instead.
+from imapclient import IMAPClient
+from imapclient.exceptions import CapabilityError, LoginError
 
 from domain.values import MailProtocol, ServerSettings, TransportSecurity
 
@@ -48,6 +47,7 @@ _SERVER_SIDE_REFUSALS: Final = ("[UNAVAILABLE]", "[SERVERBUG]", "[SYS/", "[IN-US
 
 # Server replies are quoted in messages for diagnosis, but kept to one short line.
 _MAX_SERVER_TEXT: Final = 160
+_BYTES_REPR: Final = re.compile(r"\bb'([^']*)'")
 
 
 class LoginFailed(Exception):
@@ -67,9 +67,7 @@ class LoginFailed(Exception):
 class LoginVerifier(Protocol):
     """The port the application depends on; unit tests pass a fake instead of the network."""
 
-    def __call__(
-        self, protocol: MailProtocol, settings: ServerSettings, password: str
-    ) -> None: ...
+    def __call__(self, protocol: MailProtocol, settings: ServerSettings, password: str) -> None: ...
 
 
 def tls_context(extra_ca_file: str | None) -> ssl.SSLContext:
@@ -104,9 +102,7 @@ def verify_login(
     broken `extra_ca_file` is a configuration error of ours, not a failed login, so it
     raises the underlying OSError/ssl.SSLError instead.
     """
-    context = (
-        None if settings.security is TransportSecurity.NONE else tls_context(extra_ca_file)
-    )
+    context = None if settings.security is TransportSecurity.NONE else tls_context(extra_ca_file)
     _verify(protocol, settings, password, context, timeout)
 
 
@@ -145,12 +141,10 @@ def _verify(
     timeout: float,
 ) -> None:
     _check_timeout(timeout)
-    if any(ch in password for ch in "\r\n\0"):
+    if any(ch in text for text in (settings.username, password) for ch in "\r\n\0"):
         # Sent as is, these would end the command early (or inject another one); no server
-        # can hold such a password, so do not send it anywhere.
-        raise LoginFailed(
-            "AUTH_FAILED", "the password contains a line break or NUL character"
-        )
+        # can hold such credentials, so do not send them anywhere.
+        raise LoginFailed("AUTH_FAILED", "the user name or password contains a line break or NUL character")
     login = _login_imap if protocol is MailProtocol.IMAP else _login_pop3
     try:
         login(settings, password, context, timeout)
@@ -189,7 +183,10 @@ def _server_text(exc: Exception, password: str) -> str:
     """The server's words from an imaplib/poplib error, as one short line."""
     raw = exc.args[0] if exc.args else ""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    text = " ".join(text.split())
+    # imaplib puts reprs of bytes into its messages (b'...'); keep only the words.
+    text = " ".join(_BYTES_REPR.sub(r"\1", text).split())
+    if not text or text == "None":
+        return "(no details from the server)"
     # Servers do not echo passwords, but the text is not ours, so make sure.
     if password:
         text = text.replace(password, "***")

@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-# imapclient ships no type information.
-from imapclient import IMAPClient  # type: ignore[import-untyped]
+# imapclient ships no type information (pyproject sets ignore_missing_imports).
+from imapclient import IMAPClient
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0
@@ -107,8 +107,9 @@ class Dovecot:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._master_pid is not None:
+        if self.running:
             raise RuntimeError("this Dovecot instance is already running")
+        self._master_pid = None
         binary = _ensure_dovecot()
         self._check_reachable_by_run_user()
         # A stale socket from the previous run (anvil-auth-penalty, which this config no
@@ -525,14 +526,10 @@ def _write_tls(tls_dir: Path) -> None:
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(cert_sign=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()), critical=False)
         # Key identifiers make the chain acceptable to strict verifiers (VERIFY_X509_STRICT,
         # the default from Python 3.13 on).
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     (tls_dir / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
@@ -573,8 +570,17 @@ def _write_dh_params(tls_dir: Path) -> Path | None:
         return None
     dh_file = tls_dir / "dh.pem"
     result = subprocess.run(
-        [openssl, "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048",
-         "-out", str(dh_file)],
+        [
+            openssl,
+            "genpkey",
+            "-genparam",
+            "-algorithm",
+            "DH",
+            "-pkeyopt",
+            "group:ffdhe2048",
+            "-out",
+            str(dh_file),
+        ],
         capture_output=True,
         timeout=30,
         check=False,

@@ -21,7 +21,7 @@ def dovecot() -> Iterator[Dovecot]:
     try:
         server = Dovecot()
         server.start()
-    except Exception as exc:  # noqa: BLE001 - any start-up failure means the same thing here
+    except Exception as exc:  # any start-up failure means the same here
         if server is not None:
             server.close()
         reason = f"private Dovecot could not be started: {exc}"

@@ -62,9 +62,7 @@ def test_login_succeeds(
 
 
 @pytest.mark.parametrize("protocol", [IMAP, POP3], ids=lambda v: v.value)
-def test_password_needing_quoting_and_utf8_works(
-    dovecot: Dovecot, protocol: MailProtocol
-) -> None:
+def test_password_needing_quoting_and_utf8_works(dovecot: Dovecot, protocol: MailProtocol) -> None:
     # Space, quote, backslash, colon and non-ASCII: IMAP has to quote it (LOGIN) or switch to
     # AUTHENTICATE PLAIN, and the test server has to store it.
     name, password = f"odd-{secrets.token_hex(4)}", 'p ä"\\:ss'

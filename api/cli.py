@@ -1,0 +1,143 @@
+"""The `mailroom` command (PROCESS.md): serve, worker, token create, projections rebuild/verify."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from uuid import UUID
+
+from adapters.settings import SettingsError, load_settings
+from api.bootstrap import Services, bootstrap
+from domain.errors import Rejected
+from domain.values import Role
+
+
+def _services() -> Services:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise SystemExit(f"mailroom: {exc}") from None
+    try:
+        return bootstrap(settings)
+    except Exception as exc:  # the database or key is unusable: say which variable to look at
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        variable = "MAILROOM_SECRET_KEY" if "secret" in first.lower() else "MAILROOM_DATABASE_URL"
+        raise SystemExit(f"mailroom: {variable}: cannot open the database: {first}") from None
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.main import create_app
+
+    services = _services()
+    try:
+        uvicorn.run(create_app(services, run_workers=not args.no_workers), host=args.host, port=args.port,
+                    log_level="info")
+    finally:
+        services.close()
+    return 0
+
+
+def worker(_: argparse.Namespace) -> int:
+    from api.workers import Workers
+
+    services = _services()
+    try:
+        Workers(services).run_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        services.close()
+    return 0
+
+
+def token_create(args: argparse.Namespace) -> int:
+    services = _services()
+    try:
+        agent_id = UUID(args.agent_id) if args.agent_id else None
+        value, written = services.app.create_api_token(args.name, Role(args.role), agent_id)
+        services.projections.wait_for(written.position)
+    except Rejected as rejected:
+        print(f"mailroom: {rejected}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"mailroom: --agent-id: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        services.close()
+    print(value)
+    return 0
+
+
+def projections_command(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from projections.rebuild import rebuild, verify
+
+    services = _services()
+    views = services.projections.views
+    names = [args.name] if getattr(args, "name", None) else list(views)
+    unknown = [n for n in names if n not in views]
+    if unknown:
+        print(f"mailroom: unknown projection {unknown[0]!r}; known: {', '.join(views)}", file=sys.stderr)
+        return 2
+    failed = False
+    try:
+        for name in names:
+            total = services.projections.head()
+            with tqdm(total=total, desc=f"{args.action} {name}", unit="ev", file=sys.stderr) as bar:
+                if args.action == "rebuild":
+                    position = rebuild(services.projections, views[name], bar.update)
+                    bar.write(f"{name}: rebuilt up to event {position}")
+                else:
+                    differences = verify(services.projections, views[name], bar.update)
+                    for line in differences:
+                        print(line)
+                    failed = failed or bool(differences)
+                    bar.write(f"{name}: {len(differences)} difference(s)")
+    except Exception as exc:
+        print(f"mailroom: {args.action} failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        services.close()
+    return 1 if failed else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="mailroom", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("serve", help="serve the API and, unless --no-workers, the workers")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--no-workers", action="store_true")
+    p.set_defaults(func=serve)
+
+    p = commands.add_parser("worker", help="run the workers alone")
+    p.set_defaults(func=worker)
+
+    token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
+    p = token.add_parser("create", help="issue a token and print it")
+    p.add_argument("--role", required=True, choices=[r.value for r in Role])
+    p.add_argument("--name", required=True)
+    p.add_argument("--agent-id")
+    p.set_defaults(func=token_create)
+
+    views = commands.add_parser("projections", help="read models").add_subparsers(dest="action", required=True)
+    p = views.add_parser("rebuild", help="rebuild read models from the event log")
+    p.add_argument("name", nargs="?")
+    p.set_defaults(func=projections_command)
+    p = views.add_parser("verify", help="compare read models with a fresh rebuild; exit 1 on any difference")
+    p.set_defaults(func=projections_command)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

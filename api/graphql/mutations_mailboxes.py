@@ -1,0 +1,110 @@
+"""Mailbox mutations: bind (with a real login), update, reply settings, delete."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import strawberry
+
+from api.graphql.common import (
+    ADMIN_ONLY, Ctx, UserError, blocking, command, given, keep_unless_given, require, services,
+)
+from api.graphql.inputs import (
+    BindMailboxInput, ReplySettingsInput, ServerSettingsInput, UpdateMailboxInput, settings_of,
+)
+from api.graphql.types import MailProtocol, Mailbox, TransportSecurity
+from domain.commands.mailboxes import Attempt, BindFailed
+from domain.commands.base import KEEP
+
+
+@strawberry.type
+class DiscoveryAttempt:
+    source: str
+    protocol: MailProtocol
+    host: str
+    port: int
+    security: TransportSecurity
+    outcome: str
+
+    @staticmethod
+    def of(attempt: Attempt) -> DiscoveryAttempt:
+        return DiscoveryAttempt(source=attempt.source, protocol=attempt.protocol,
+                                host=attempt.settings.host, port=attempt.settings.port,
+                                security=attempt.settings.security, outcome=attempt.outcome)
+
+
+@strawberry.type
+class BindMailboxPayload:
+    mailbox: Mailbox | None
+    needs_advanced_settings: bool
+    attempts: list[DiscoveryAttempt]
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class MailboxPayload:
+    mailbox: Mailbox | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class DeletePayload:
+    deleted_id: UUID | None
+    user_errors: list[UserError]
+
+
+async def mailbox_of(info: Ctx, mailbox_id: UUID) -> Mailbox | None:
+    row = await blocking(services(info).directory.mailbox, mailbox_id)
+    return None if row is None else Mailbox(row=row)
+
+
+@strawberry.type
+class MailboxMutations:
+    @strawberry.mutation
+    async def bind_mailbox(self, info: Ctx, input: BindMailboxInput) -> BindMailboxPayload:
+        require(info, *ADMIN_ONLY)
+        app = services(info).app
+        result, errors = await command(info, lambda: app.bind_mailbox(
+            input.address, input.password, input.display_name, input.protocol,
+            settings_of(input.incoming), settings_of(input.outgoing)))
+        if result is None:
+            needs = any(e.code == "NEEDS_ADVANCED_SETTINGS" for e in errors)
+            return BindMailboxPayload(mailbox=None, needs_advanced_settings=needs,
+                                      attempts=_attempts_of_last_failure(info), user_errors=errors)
+        written, attempts = result
+        return BindMailboxPayload(mailbox=await mailbox_of(info, written.id), needs_advanced_settings=False,
+                                  attempts=[DiscoveryAttempt.of(a) for a in attempts], user_errors=[])
+
+    @strawberry.mutation
+    async def update_mailbox(self, info: Ctx, input: UpdateMailboxInput) -> MailboxPayload:
+        require(info, *ADMIN_ONLY)
+        incoming = keep_unless_given(input.incoming)
+        outgoing = given(input.outgoing)  # null removes the outgoing settings
+        written, errors = await command(info, lambda: services(info).app.update_mailbox(
+            input.id,
+            display_name=keep_unless_given(input.display_name),
+            password=keep_unless_given(input.password),
+            protocol=keep_unless_given(input.protocol),
+            incoming=incoming if incoming is KEEP else incoming.to_domain(),
+            outgoing=outgoing.to_domain() if isinstance(outgoing, ServerSettingsInput) else outgoing,
+            enabled=keep_unless_given(input.enabled)))
+        return MailboxPayload(mailbox=await mailbox_of(info, written.id) if written else None, user_errors=errors)
+
+    @strawberry.mutation
+    async def set_reply_settings(self, info: Ctx, input: ReplySettingsInput) -> MailboxPayload:
+        require(info, *ADMIN_ONLY)
+        written, errors = await command(info, lambda: services(info).app.set_reply_settings(
+            input.mailbox_id, input.subject_template, input.footer))
+        return MailboxPayload(mailbox=await mailbox_of(info, written.id) if written else None, user_errors=errors)
+
+    @strawberry.mutation
+    async def delete_mailbox(self, info: Ctx, id: UUID) -> DeletePayload:
+        require(info, *ADMIN_ONLY)
+        written, errors = await command(info, lambda: services(info).app.delete_mailbox(id))
+        return DeletePayload(deleted_id=written.id if written else None, user_errors=errors)
+
+
+def _attempts_of_last_failure(info: Ctx) -> list[DiscoveryAttempt]:
+    failure = info.context.cache.get("rejected")
+    return [DiscoveryAttempt.of(a) for a in failure.attempts] if isinstance(failure, BindFailed) else []
+

@@ -1,0 +1,23 @@
+"""The served schema: the contract's built parts, with request limits."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.tools import merge_types
+
+from api.graphql.mutations_admin import AdminMutations
+from api.graphql.mutations_mailboxes import MailboxMutations
+from api.graphql.query import Query
+
+Mutation = merge_types("Mutation", (MailboxMutations, AdminMutations))
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[
+        QueryDepthLimiter(max_depth=12),
+        MaxTokensLimiter(max_token_count=5000),
+        MaxAliasesLimiter(max_alias_count=50),
+    ],
+)

@@ -1,0 +1,306 @@
+"""Output types of the contract, built from read-model rows."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+import strawberry
+
+from adapters.database import Row
+from api.graphql.common import Ctx, Role_, blocking, parse_time, services
+from domain import values
+
+MailProtocol = strawberry.enum(values.MailProtocol, name="MailProtocol")
+TransportSecurity = strawberry.enum(values.TransportSecurity, name="TransportSecurity")
+AgentStatus = strawberry.enum(values.AgentStatus, name="AgentStatus")
+AssignmentStrategy = strawberry.enum(values.AssignmentStrategy, name="AssignmentStrategy")
+ConditionField = strawberry.enum(values.ConditionField, name="ConditionField")
+ConditionOperator = strawberry.enum(values.ConditionOperator, name="ConditionOperator")
+ConditionMatch = strawberry.enum(values.ConditionMatch, name="ConditionMatch")
+
+
+@strawberry.enum
+class MailboxStatus(Enum):
+    CONNECTED = "CONNECTED"
+    FAILING = "FAILING"
+    DISABLED = "DISABLED"
+
+
+@strawberry.type
+class ServerSettings:
+    host: str
+    port: int
+    security: TransportSecurity
+    username: str
+
+    @staticmethod
+    def of(text: str | None) -> ServerSettings | None:
+        if text is None:
+            return None
+        data = json.loads(text)
+        return ServerSettings(host=data["host"], port=data["port"],
+                              security=values.TransportSecurity(data["security"]), username=data["username"])
+
+
+@strawberry.type
+class ReplySettings:
+    subject_template: str
+    footer: str
+
+
+@strawberry.type
+class Mailbox:
+    row: strawberry.Private[Row]
+
+    @strawberry.field
+    def id(self) -> UUID:
+        return UUID(self.row["id"])
+
+    @strawberry.field
+    def address(self) -> str:
+        return str(self.row["address"])
+
+    @strawberry.field
+    def display_name(self) -> str:
+        return str(self.row["display_name"])
+
+    @strawberry.field
+    def protocol(self) -> MailProtocol:
+        return values.MailProtocol(self.row["protocol"])
+
+    @strawberry.field
+    def incoming(self) -> ServerSettings:
+        settings = ServerSettings.of(self.row["incoming"])
+        assert settings is not None
+        return settings
+
+    @strawberry.field(description="SMTP submission settings used for replies.")
+    def outgoing(self) -> ServerSettings | None:
+        return ServerSettings.of(self.row["outgoing"])
+
+    @strawberry.field
+    def status(self) -> MailboxStatus:
+        if not self.row["enabled"]:
+            return MailboxStatus.DISABLED
+        return MailboxStatus.FAILING if self.row["failing"] else MailboxStatus.CONNECTED
+
+    @strawberry.field
+    def last_synced_at(self) -> datetime | None:
+        return parse_time(self.row["last_synced_at"])
+
+    @strawberry.field
+    def last_error(self) -> str | None:
+        return self.row["last_error"]
+
+    @strawberry.field
+    def reply_settings(self) -> ReplySettings:
+        return ReplySettings(subject_template=self.row["subject_template"], footer=self.row["footer"])
+
+    @strawberry.field
+    async def in_workspace(self, info: Ctx) -> bool:
+        return await blocking(services(info).directory.in_workspace, self.row["id"])
+
+    @strawberry.field
+    def quarantined_count(self) -> int:
+        return 0  # mail intake (and so quarantine) is not built yet
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return datetime.fromisoformat(self.row["created_at"])
+
+
+@strawberry.type
+class Agent:
+    row: strawberry.Private[Row]
+
+    @strawberry.field
+    def id(self) -> UUID:
+        return UUID(self.row["id"])
+
+    @strawberry.field
+    def name(self) -> str:
+        return str(self.row["name"])
+
+    @strawberry.field
+    def email(self) -> str:
+        return str(self.row["email"])
+
+    @strawberry.field
+    def status(self) -> AgentStatus:
+        return values.AgentStatus(self.row["status"])
+
+    @strawberry.field
+    def capacity(self) -> int | None:
+        return self.row["capacity"]
+
+    @strawberry.field
+    async def groups(self, info: Ctx) -> list[AgentGroup]:
+        rows = await blocking(services(info).directory.groups_of_agent, self.row["id"])
+        return [AgentGroup(row=r) for r in rows]
+
+    @strawberry.field
+    def active_conversations(self) -> int:
+        return 0  # no conversations until intake and assignment are built
+
+    @strawberry.field
+    def received_today(self) -> int:
+        return 0  # no conversations until intake and assignment are built
+
+
+async def agent_by_id(info: Ctx, agent_id: str | None) -> Agent | None:
+    if agent_id is None:
+        return None
+    cache = info.context.cache
+    key = ("agent", agent_id)
+    if key not in cache:
+        cache[key] = await blocking(services(info).directory.agent, agent_id)
+    row = cache[key]
+    return None if row is None else Agent(row=row)
+
+
+@strawberry.type
+class AgentGroup:
+    row: strawberry.Private[Row]
+
+    @strawberry.field
+    def id(self) -> UUID:
+        return UUID(self.row["id"])
+
+    @strawberry.field
+    def name(self) -> str:
+        return str(self.row["name"])
+
+    @strawberry.field
+    async def members(self, info: Ctx) -> list[Agent]:
+        rows = await blocking(services(info).directory.members, self.row["id"])
+        return [Agent(row=r) for r in rows]
+
+
+@strawberry.type
+class Account:
+    row: strawberry.Private[Row]
+
+    @strawberry.field
+    def id(self) -> UUID:
+        return UUID(self.row["id"])
+
+    @strawberry.field
+    def name(self) -> str:
+        return str(self.row["name"])
+
+    @strawberry.field
+    def domains(self) -> list[str]:
+        return list(json.loads(self.row["domains"]))
+
+    @strawberry.field
+    async def owner(self, info: Ctx) -> Agent | None:
+        return await agent_by_id(info, self.row["owner_id"])
+
+
+@strawberry.type
+class Contact:
+    row: strawberry.Private[Row]
+
+    @strawberry.field
+    def id(self) -> UUID:
+        return UUID(self.row["id"])
+
+    @strawberry.field
+    def email(self) -> str:
+        return str(self.row["email"])
+
+    @strawberry.field
+    def name(self) -> str | None:
+        return self.row["name"]
+
+    @strawberry.field
+    async def account(self, info: Ctx) -> Account | None:
+        if self.row["account_id"] is None:
+            return None
+        row = await blocking(services(info).directory.account, self.row["account_id"])
+        return None if row is None else Account(row=row)
+
+    @strawberry.field
+    async def owner(self, info: Ctx) -> Agent | None:
+        return await agent_by_id(info, self.row["owner_id"])
+
+
+@strawberry.type
+class Condition:
+    field: ConditionField
+    operator: ConditionOperator
+    value: str
+    header_name: str | None
+
+    @staticmethod
+    def of(data: dict[str, Any]) -> Condition:
+        return Condition(field=values.ConditionField(data["field"]),
+                         operator=values.ConditionOperator(data["operator"]),
+                         value=data["value"], header_name=data["header_name"])
+
+
+@strawberry.type
+class RoutingRule:
+    row: strawberry.Private[Row]
+
+    @strawberry.field
+    def id(self) -> UUID:
+        return UUID(self.row["id"])
+
+    @strawberry.field
+    def name(self) -> str:
+        return str(self.row["name"])
+
+    @strawberry.field
+    def priority(self) -> int:
+        return int(self.row["priority"])
+
+    @strawberry.field
+    def enabled(self) -> bool:
+        return bool(self.row["enabled"])
+
+    @strawberry.field(description="Version of the rule; pass as expectedVersion to update without lost updates.")
+    def version(self) -> int:
+        return int(self.row["version"])
+
+    @strawberry.field
+    async def mailboxes(self, info: Ctx) -> list[Mailbox]:
+        ids = json.loads(self.row["mailbox_ids"])
+        rows = [await blocking(services(info).directory.mailbox, i) for i in ids]
+        return [Mailbox(row=r) for r in rows if r is not None]
+
+    @strawberry.field
+    async def groups(self, info: Ctx) -> list[AgentGroup]:
+        ids = json.loads(self.row["group_ids"])
+        rows = [await blocking(services(info).directory.group, i) for i in ids]
+        return [AgentGroup(row=r) for r in rows if r is not None]
+
+    @strawberry.field
+    def match(self) -> ConditionMatch:
+        return values.ConditionMatch(self.row["match"])
+
+    @strawberry.field
+    def conditions(self) -> list[Condition]:
+        return [Condition.of(c) for c in json.loads(self.row["conditions"])]
+
+    @strawberry.field
+    def strategy(self) -> AssignmentStrategy:
+        return values.AssignmentStrategy(self.row["strategy"])
+
+    @strawberry.field
+    def fallback_strategy(self) -> AssignmentStrategy:
+        return values.AssignmentStrategy(self.row["fallback_strategy"])
+
+
+@strawberry.type
+class Viewer:
+    role: Role_
+    agent_id: strawberry.Private[str | None]
+
+    @strawberry.field
+    async def agent(self, info: Ctx) -> Agent | None:
+        return await agent_by_id(info, self.agent_id)

@@ -1,0 +1,69 @@
+"""The FastAPI application: /graphql (with GraphiQL), /healthz, /metrics."""
+
+from __future__ import annotations
+
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from api.auth import authenticate
+from api.bootstrap import Services
+from api.graphql.common import Context
+from api.graphql.schema import schema
+from api.metrics import Metrics
+from api.workers import Workers
+
+MAX_BODY = 1_000_000  # bytes; the largest legitimate request is a rule with many conditions
+
+
+def create_app(services: Services, run_workers: bool = True) -> FastAPI:
+    workers = Workers(services)
+    metrics = Metrics(services)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if run_workers:
+            workers.start()
+        try:
+            yield
+        finally:
+            workers.stop()
+
+    app = FastAPI(title="mailroom", lifespan=lifespan)
+
+    async def context(request: Request) -> Context:
+        return Context(services=services, principal=await authenticate(services, request))
+
+    graphql = GraphQLRouter(
+        schema, context_getter=context, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,)
+    )
+    app.include_router(graphql, prefix="/graphql")
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY:
+            return JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)
+        response = await call_next(request)
+        if request.url.path.startswith("/graphql"):
+            metrics.requests.labels(str(response.status_code)).inc()
+        return response
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, object]:
+        return {"status": "ok", "workers": run_workers and workers.alive()}
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+

@@ -1,0 +1,39 @@
+"""/metrics in the Prometheus text format: request counts, log head and view positions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from api.bootstrap import Services
+
+
+class StoreCollector(Collector):
+    """Read at scrape time, so every process reports the shared truth."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        projections = self.services.projections
+        head = projections.head()
+        yield GaugeMetricFamily("mailroom_event_log_head", "Position of the newest event in the log", head)
+        positions = GaugeMetricFamily("mailroom_projection_position", "Last event applied, per view", labels=["view"])
+        lag = GaugeMetricFamily("mailroom_projection_lag", "Events not yet applied, per view", labels=["view"])
+        for view, position in projections.positions().items():
+            positions.add_metric([view], position)
+            lag.add_metric([view], max(head - position, 0))
+        yield positions
+        yield lag
+
+
+class Metrics:
+    def __init__(self, services: Services) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(StoreCollector(services))
+        self.requests = Counter(
+            "mailroom_graphql_requests", "GraphQL requests by HTTP status", ["status"], registry=self.registry
+        )
