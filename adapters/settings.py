@@ -61,13 +61,21 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters")
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
     @field_validator("dns_servers")
     @classmethod
     def _dns(cls, value: str | None) -> str | None:
         for server in (value or "").split(","):
-            host, _, port = server.strip().rpartition(":") if server.count(":") == 1 else (server, "", "")
-            if port and not (port.isdigit() and 0 < int(port) < 65536):
-                raise ValueError(f"bad port in {server!r}")
+            # HOST or HOST:PORT; a bare IPv6 address has several colons and no port.
+            port = server.strip().rpartition(":")[2] if server.count(":") == 1 else ""
+            if server.count(":") == 1 and not (port.isdigit() and 0 < int(port) < 65536):
+                raise ValueError(f"bad port in {server.strip()!r}")
         return value or None
 
     @property

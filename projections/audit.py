@@ -29,7 +29,7 @@ class AuditEvent:
 
 
 def describe(app: Application[Any], notification: Notification) -> AuditEvent:
-    event = app.mapper.to_domain_event(notification)
+    event: Any = app.mapper.to_domain_event(notification)
     name = notification.topic.split(":", 1)[-1]
     aggregate_type, _, event_type = name.rpartition(".")
     data = {k: plain(v) for k, v in vars(event).items() if k not in META and k not in WITHHELD}

@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from domain.agents import Agent, AgentGroup
-from domain.customers import Account, Contact
-from domain.mailbox import Mailbox
-from domain.routing import RoutingRule, RuleSpec
+from domain.routing import RuleSpec
 from projections.tables import Rows, Table
 from projections.view import Handler, View, to_json
 
@@ -54,7 +51,7 @@ def _opt(value: Any) -> str | None:
 
 # ----------------------------------------------------------------- mailboxes
 
-def mailbox_bound(e: Mailbox.Bound, rows: Rows) -> None:
+def mailbox_bound(e: Any, rows: Rows) -> None:
     rows.put(MAILBOXES, {
         "id": _id(e), "address": e.address, "display_name": e.display_name,
         "protocol": e.protocol.value, "incoming": to_json(e.incoming), "outgoing": to_json(e.outgoing),
@@ -73,12 +70,12 @@ def mailbox_reply(e: Any, rows: Rows) -> None:
 
 # ----------------------------------------------------------------- agents and groups
 
-def agent_created(e: Agent.Created, rows: Rows) -> None:
+def agent_created(e: Any, rows: Rows) -> None:
     rows.put(AGENTS, {"id": _id(e), "name": e.name, "email": e.email, "status": e.status.value,
                       "capacity": e.capacity, "created_at": _at(e)})
 
 
-def group_created(e: AgentGroup.Created, rows: Rows) -> None:
+def group_created(e: Any, rows: Rows) -> None:
     rows.put(GROUPS, {"id": _id(e), "name": e.name, "member_ids": to_json([]), "joined": 0,
                       "created_at": _at(e)})
     _join(rows, _id(e), e.member_ids)
@@ -162,7 +159,7 @@ def account_written(e: Any, rows: Rows) -> None:
                         "owner_id": owner, "created_at": old["created_at"] if old else _at(e)})
 
 
-def contact_created(e: Contact.Created, rows: Rows) -> None:
+def contact_created(e: Any, rows: Rows) -> None:
     rows.put(CONTACTS, {"id": _id(e), "email": e.email, "name": e.name,
                         "account_id": _opt(e.account_id), "owner_id": _opt(e.owner_id)})
 
@@ -179,29 +176,29 @@ class Directory(View):
     name = "directory"
     tables = (MAILBOXES, AGENTS, GROUPS, MEMBERS, RULES, RULE_MAILBOXES, RULE_GROUPS,
               ACCOUNTS, ACCOUNT_DOMAINS, CONTACTS)
-    handlers: dict[type, Handler] = {
-        Mailbox.Bound: mailbox_bound,
-        Mailbox.SettingsChanged: mailbox_settings,
-        Mailbox.ReplySettingsChanged: mailbox_reply,
-        Mailbox.Disabled: _set(MAILBOXES, enabled=0),
-        Mailbox.Enabled: _set(MAILBOXES, enabled=1),
-        Mailbox.Deleted: lambda e, rows: rows.delete(MAILBOXES, _id(e)),
-        Agent.Created: agent_created,
-        Agent.Edited: _set(AGENTS, name=lambda e: e.name, email=lambda e: e.email),
-        Agent.StatusChanged: _set(AGENTS, status=lambda e: e.status.value),
-        Agent.CapacityChanged: _set(AGENTS, capacity=lambda e: e.capacity),
-        AgentGroup.Created: group_created,
-        AgentGroup.MembersAdded: lambda e, rows: _join(rows, _id(e), e.agent_ids),
-        AgentGroup.MembersRemoved: members_removed,
-        AgentGroup.Deleted: group_deleted,
-        RoutingRule.Created: rule_written,
-        RoutingRule.Changed: rule_written,
-        RoutingRule.Deleted: rule_deleted,
-        Account.Created: account_written,
-        Account.Updated: account_written,
-        Account.OwnerChanged: _set(ACCOUNTS, owner_id=lambda e: _opt(e.owner_id)),
-        Contact.Created: contact_created,
-        Contact.Updated: _set(CONTACTS, name=lambda e: e.name, account_id=lambda e: _opt(e.account_id)),
-        Contact.OwnerChanged: _set(CONTACTS, owner_id=lambda e: _opt(e.owner_id)),
+    handlers: dict[str, Handler] = {
+        "mailroom:Mailbox.Bound": mailbox_bound,
+        "mailroom:Mailbox.SettingsChanged": mailbox_settings,
+        "mailroom:Mailbox.ReplySettingsChanged": mailbox_reply,
+        "mailroom:Mailbox.Disabled": _set(MAILBOXES, enabled=0),
+        "mailroom:Mailbox.Enabled": _set(MAILBOXES, enabled=1),
+        "mailroom:Mailbox.Deleted": lambda e, rows: rows.delete(MAILBOXES, _id(e)),
+        "mailroom:Agent.Created": agent_created,
+        "mailroom:Agent.Edited": _set(AGENTS, name=lambda e: e.name, email=lambda e: e.email),
+        "mailroom:Agent.StatusChanged": _set(AGENTS, status=lambda e: e.status.value),
+        "mailroom:Agent.CapacityChanged": _set(AGENTS, capacity=lambda e: e.capacity),
+        "mailroom:AgentGroup.Created": group_created,
+        "mailroom:AgentGroup.MembersAdded": lambda e, rows: _join(rows, _id(e), e.agent_ids),
+        "mailroom:AgentGroup.MembersRemoved": members_removed,
+        "mailroom:AgentGroup.Deleted": group_deleted,
+        "mailroom:RoutingRule.Created": rule_written,
+        "mailroom:RoutingRule.Changed": rule_written,
+        "mailroom:RoutingRule.Deleted": rule_deleted,
+        "mailroom:Account.Created": account_written,
+        "mailroom:Account.Updated": account_written,
+        "mailroom:Account.OwnerChanged": _set(ACCOUNTS, owner_id=lambda e: _opt(e.owner_id)),
+        "mailroom:Contact.Created": contact_created,
+        "mailroom:Contact.Updated": _set(CONTACTS, name=lambda e: e.name, account_id=lambda e: _opt(e.account_id)),
+        "mailroom:Contact.OwnerChanged": _set(CONTACTS, owner_id=lambda e: _opt(e.owner_id)),
     }
 

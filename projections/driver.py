@@ -104,9 +104,13 @@ class Projections:
             wait()
 
     def _waiter(self, stop: threading.Event, poll_seconds: float) -> Callable[[], None]:
-        if not self.database.is_postgres:
-            return lambda: stop.wait(poll_seconds)
-        return NotifyWaiter(self.app, stop).wait
+        if self.database.is_postgres:
+            return NotifyWaiter(self.app, stop).wait
+
+        def sleep() -> None:
+            stop.wait(poll_seconds)
+
+        return sleep
 
 
 def lock_position(tx: Tx, view_name: str) -> int:
@@ -127,7 +131,7 @@ class NotifyWaiter:
         self.stop = stop
         self.timeout = timeout
         info = datastore.pool.kwargs
-        self.connect = lambda: psycopg.connect(
+        self.connect: Callable[[], Any] = lambda: psycopg.connect(
             dbname=info["dbname"], host=info["host"], port=info["port"], user=info["user"],
             password=info["password"], autocommit=True)
         self.conn: Any = None

@@ -13,7 +13,7 @@ from projections.view import View
 
 SCRATCH = "rb_"
 CACHE_ROWS = 200_000
-Progress = Callable[[int], None]
+Progress = Callable[[int], object]
 
 
 def _build_scratch(projections: Projections, view: View, until: int, progress: Progress) -> tuple[int, Rows]:

@@ -37,13 +37,14 @@ def to_json(value: Any) -> str | None:
 
 
 class View:
-    """Subclasses declare `name`, `tables`, and `handlers` from event class to function."""
+    """Subclasses declare `name`, `tables`, and `handlers` from event topic to function.
+    Topics, not classes: they are the stable names stored in the log."""
 
     name: str
     tables: tuple[Table, ...]
-    handlers: dict[type, Handler]
+    handlers: dict[str, Handler]
 
     def apply(self, event: Any, rows: Rows) -> None:
-        handler = self.handlers.get(type(event))
+        handler = self.handlers.get(type(event).TOPIC)
         if handler is not None:
             handler(event, rows)

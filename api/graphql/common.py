@@ -22,7 +22,7 @@ from domain.values import Role
 log = logging.getLogger("mailroom.api")
 T = TypeVar("T")
 
-Role_ = strawberry.enum(Role, name="Role")
+strawberry.enum(Role)  # the domain enum is the GraphQL enum
 
 
 class Context(BaseContext):

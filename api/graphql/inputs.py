@@ -6,18 +6,19 @@ from uuid import UUID
 
 import strawberry
 
-from api.graphql.common import Role_
-from api.graphql.types import (
+import api.graphql.types  # noqa: F401  (registers the domain enums with strawberry)
+from domain import values
+from domain.routing import RuleSpec
+from domain.values import (
     AgentStatus,
     AssignmentStrategy,
     ConditionField,
     ConditionMatch,
     ConditionOperator,
     MailProtocol,
+    Role,
     TransportSecurity,
 )
-from domain import values
-from domain.routing import RuleSpec
 
 
 @strawberry.input
@@ -69,7 +70,7 @@ class CreateAgentInput:
     name: str
     email: str
     capacity: int | None = None
-    status: AgentStatus = values.AgentStatus.ONLINE
+    status: AgentStatus | None = values.AgentStatus.ONLINE
 
 
 @strawberry.input
@@ -89,7 +90,7 @@ class CreateAgentGroupInput:
 @strawberry.input
 class CreateApiTokenInput:
     name: str
-    role: Role_
+    role: Role
     agent_id: UUID | None = None
 
 

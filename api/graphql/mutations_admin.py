@@ -7,16 +7,30 @@ from uuid import UUID
 import strawberry
 
 from api.graphql.common import (
-    ADMIN_ONLY, EVERYONE, Ctx, UserError, blocking, command, given, keep_unless_given, require, services,
+    ADMIN_ONLY,
+    EVERYONE,
+    Ctx,
+    UserError,
+    blocking,
+    command,
+    given,
+    keep_unless_given,
+    require,
+    services,
 )
 from api.graphql.inputs import (
-    CreateAgentGroupInput, CreateAgentInput, CreateApiTokenInput, RoutingRuleInput, UpdateAgentInput,
-    UpsertAccountInput, UpsertContactInput,
+    CreateAgentGroupInput,
+    CreateAgentInput,
+    CreateApiTokenInput,
+    RoutingRuleInput,
+    UpdateAgentInput,
+    UpsertAccountInput,
+    UpsertContactInput,
 )
 from api.graphql.mutations_mailboxes import DeletePayload
-from api.graphql.types import Account, Agent, AgentGroup, AgentStatus, Contact, RoutingRule
+from api.graphql.types import Account, Agent, AgentGroup, Contact, RoutingRule
 from domain.commands.base import Written
-from domain.values import Role
+from domain.values import AgentStatus, Role
 
 
 @strawberry.type
@@ -76,7 +90,7 @@ class AdminMutations:
     async def create_agent(self, info: Ctx, input: CreateAgentInput) -> AgentPayload:
         require(info, *ADMIN_ONLY)
         written, errors = await command(info, lambda: services(info).app.create_agent(
-            input.name, input.email, input.capacity, input.status))
+            input.name, input.email, input.capacity, input.status or AgentStatus.ONLINE))
         return AgentPayload(agent=await _agent(info, written), user_errors=errors)
 
     @strawberry.mutation

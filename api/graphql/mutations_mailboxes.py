@@ -7,14 +7,27 @@ from uuid import UUID
 import strawberry
 
 from api.graphql.common import (
-    ADMIN_ONLY, Ctx, UserError, blocking, command, given, keep_unless_given, require, services,
+    ADMIN_ONLY,
+    Ctx,
+    UserError,
+    blocking,
+    command,
+    given,
+    keep_unless_given,
+    require,
+    services,
 )
 from api.graphql.inputs import (
-    BindMailboxInput, ReplySettingsInput, ServerSettingsInput, UpdateMailboxInput, settings_of,
+    BindMailboxInput,
+    ReplySettingsInput,
+    ServerSettingsInput,
+    UpdateMailboxInput,
+    settings_of,
 )
-from api.graphql.types import MailProtocol, Mailbox, TransportSecurity
-from domain.commands.mailboxes import Attempt, BindFailed
+from api.graphql.types import Mailbox
 from domain.commands.base import KEEP
+from domain.commands.mailboxes import Attempt, BindFailed
+from domain.values import MailProtocol, TransportSecurity
 
 
 @strawberry.type

@@ -99,6 +99,6 @@ class Query:
         return EventPage(
             events=[DomainEvent(position=e.position, aggregate_id=e.aggregate_id,
                                 aggregate_type=e.aggregate_type, version=e.version, type=e.type,
-                                occurred_at=e.occurred_at, data=e.data) for e in shown],
+                                occurred_at=e.occurred_at, data=JSON(e.data)) for e in shown],
             next_position=shown[-1].position if more and shown else None,
         )

@@ -11,16 +11,23 @@ from uuid import UUID
 import strawberry
 
 from adapters.database import Row
-from api.graphql.common import Ctx, Role_, blocking, parse_time, services
+from api.graphql.common import Ctx, blocking, parse_time, services
 from domain import values
+from domain.values import (
+    AgentStatus,
+    AssignmentStrategy,
+    ConditionField,
+    ConditionMatch,
+    ConditionOperator,
+    MailProtocol,
+    Role,
+    TransportSecurity,
+)
 
-MailProtocol = strawberry.enum(values.MailProtocol, name="MailProtocol")
-TransportSecurity = strawberry.enum(values.TransportSecurity, name="TransportSecurity")
-AgentStatus = strawberry.enum(values.AgentStatus, name="AgentStatus")
-AssignmentStrategy = strawberry.enum(values.AssignmentStrategy, name="AssignmentStrategy")
-ConditionField = strawberry.enum(values.ConditionField, name="ConditionField")
-ConditionOperator = strawberry.enum(values.ConditionOperator, name="ConditionOperator")
-ConditionMatch = strawberry.enum(values.ConditionMatch, name="ConditionMatch")
+# The domain's enums are the GraphQL enums (same names and values as the contract).
+for _enum in (MailProtocol, TransportSecurity, AgentStatus, AssignmentStrategy, ConditionField,
+              ConditionOperator, ConditionMatch):
+    strawberry.enum(_enum)
 
 
 @strawberry.enum
@@ -78,7 +85,7 @@ class Mailbox:
         assert settings is not None
         return settings
 
-    @strawberry.field(description="SMTP submission settings used for replies.")
+    @strawberry.field
     def outgoing(self) -> ServerSettings | None:
         return ServerSettings.of(self.row["outgoing"])
 
@@ -94,7 +101,7 @@ class Mailbox:
 
     @strawberry.field
     def last_error(self) -> str | None:
-        return self.row["last_error"]
+        return None if self.row["last_error"] is None else str(self.row["last_error"])
 
     @strawberry.field
     def reply_settings(self) -> ReplySettings:
@@ -135,7 +142,7 @@ class Agent:
 
     @strawberry.field
     def capacity(self) -> int | None:
-        return self.row["capacity"]
+        return None if self.row["capacity"] is None else int(self.row["capacity"])
 
     @strawberry.field
     async def groups(self, info: Ctx) -> list[AgentGroup]:
@@ -215,7 +222,7 @@ class Contact:
 
     @strawberry.field
     def name(self) -> str | None:
-        return self.row["name"]
+        return None if self.row["name"] is None else str(self.row["name"])
 
     @strawberry.field
     async def account(self, info: Ctx) -> Account | None:
@@ -263,8 +270,9 @@ class RoutingRule:
     def enabled(self) -> bool:
         return bool(self.row["enabled"])
 
-    @strawberry.field(description="Version of the rule; pass as expectedVersion to update without lost updates.")
+    @strawberry.field
     def version(self) -> int:
+        """Pass as expectedVersion to updateRoutingRule so a stale edit gets CONFLICT, not a lost update."""
         return int(self.row["version"])
 
     @strawberry.field
@@ -298,7 +306,7 @@ class RoutingRule:
 
 @strawberry.type
 class Viewer:
-    role: Role_
+    role: Role
     agent_id: strawberry.Private[str | None]
 
     @strawberry.field

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
+
 from domain.agents import Agent, AgentGroup
 from domain.claims import Claim
 from domain.commands.base import KEEP, Base, Keep, Written, retrying
@@ -47,7 +49,7 @@ class AgentCommands(Base):
         agent_id: UUID,
         name: str | Keep = KEEP,
         email: str | Keep = KEEP,
-        capacity: int | None | Keep = KEEP,
+        capacity: int | Keep | None = KEEP,
     ) -> Written:
         agent = self._load(Agent, agent_id, ("input", "id"), "agent")
         new_name = agent.name if isinstance(name, Keep) else name.strip()
@@ -58,7 +60,7 @@ class AgentCommands(Base):
         if not isinstance(capacity, Keep):
             check_capacity(errors, capacity)
         errors.raise_if_any()
-        changed = [agent]
+        changed: list[Aggregate] = [agent]
         if new_email != agent.email:
             claim = self._free_claim(new_email)
             claim.take(agent.id)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -15,6 +17,8 @@ from domain.ports import LoginVerifier, References, SecretStore
 from domain.transcodings import register_all
 
 A = TypeVar("A", bound=Aggregate)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Keep:
@@ -73,7 +77,7 @@ class Base(Application[UUID]):
     def _load(self, cls: type[A], aggregate_id: UUID, field: tuple[str, ...], what: str) -> A:
         """The live aggregate, or a NOT_FOUND rejection naming the input field."""
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: Any = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise not_found(field, what) from None
         if not isinstance(aggregate, cls) or getattr(aggregate, "deleted", False):
@@ -103,11 +107,12 @@ class Base(Application[UUID]):
             ) from None
 
 
-def retrying(attempts: int = 3) -> Any:
+def retrying(attempts: int = 3) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Re-runs a command from fresh state when a concurrent writer got there first."""
 
-    def wrap(func: Any) -> Any:
-        def run(*args: Any, **kwargs: Any) -> Any:
+    def wrap(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
             for attempt in range(attempts):
                 try:
                     return func(*args, **kwargs)
@@ -118,8 +123,6 @@ def retrying(attempts: int = 3) -> Any:
                         ) from None
             raise AssertionError("unreachable")
 
-        run.__name__ = func.__name__
-        run.__doc__ = func.__doc__
         return run
 
     return wrap

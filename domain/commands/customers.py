@@ -14,7 +14,7 @@ MAX_DOMAINS = 100
 
 
 class CustomerCommands(Base):
-    def _check_owner(self, field: tuple[str, ...], owner_id: UUID | None | Keep) -> None:
+    def _check_owner(self, field: tuple[str, ...], owner_id: UUID | Keep | None) -> None:
         if isinstance(owner_id, UUID) and not isinstance(self._find(owner_id), Agent):
             raise not_found(field, f"agent {owner_id}")
 
@@ -24,7 +24,7 @@ class CustomerCommands(Base):
         account_id: UUID | None,
         name: str,
         domains: list[str],
-        owner_id: UUID | None | Keep = KEEP,
+        owner_id: UUID | Keep | None = KEEP,
     ) -> Written:
         domains = list(dict.fromkeys(d.strip().lower() for d in domains))
         errors = Collector()
@@ -50,9 +50,9 @@ class CustomerCommands(Base):
     def upsert_contact(
         self,
         email: str,
-        name: str | None | Keep = KEEP,
-        account_id: UUID | None | Keep = KEEP,
-        owner_id: UUID | None | Keep = KEEP,
+        name: str | Keep | None = KEEP,
+        account_id: UUID | Keep | None = KEEP,
+        owner_id: UUID | Keep | None = KEEP,
     ) -> Written:
         email = normalise_email(email)
         errors = Collector()

@@ -114,7 +114,7 @@ class MailboxCommands(Base):
         password: str | Keep = KEEP,
         protocol: MailProtocol | Keep = KEEP,
         incoming: ServerSettings | Keep = KEEP,
-        outgoing: ServerSettings | None | Keep = KEEP,
+        outgoing: ServerSettings | Keep | None = KEEP,
         enabled: bool | Keep = KEEP,
     ) -> Written:
         mailbox = self._load(Mailbox, mailbox_id, ("input", "id"), "mailbox")
