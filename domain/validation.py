@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from domain.errors import Collector
@@ -9,7 +10,7 @@ from domain.values import ServerSettings
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _EMAIL = re.compile(rf"^[^@\s<>\"]+@{_LABEL}(?:\.{_LABEL})+$")
-_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$")
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$")
 
 
@@ -41,8 +42,17 @@ def check_domain(errors: Collector, field: tuple[str, ...], value: str) -> None:
         errors.add(field, f"'{value}' is not a domain name")
 
 
+def is_host(value: str) -> bool:
+    """A DNS name or an IP address literal (IPv6 with or without brackets)."""
+    try:
+        ipaddress.ip_address(value.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return bool(_HOST_NAME.match(value)) and ".." not in value
+    return True
+
+
 def check_server(errors: Collector, field: tuple[str, ...], settings: ServerSettings) -> None:
-    if not settings.host.strip() or not _HOST.match(settings.host.strip()):
+    if settings.host != settings.host.strip() or not is_host(settings.host):
         errors.add((*field, "host"), f"'{settings.host}' is not a host name")
     if not 1 <= settings.port <= 65535:
         errors.add((*field, "port"), f"port {settings.port} is out of range 1-65535")

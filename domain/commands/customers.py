@@ -26,12 +26,13 @@ class CustomerCommands(Base):
         domains: list[str],
         owner_id: UUID | Keep | None = KEEP,
     ) -> Written:
-        domains = list(dict.fromkeys(d.strip().lower() for d in domains))
+        given = [d.strip().lower() for d in domains]  # problem paths index the caller's list
+        domains = list(dict.fromkeys(given))
         errors = Collector()
         check_name(errors, ("input", "name"), name)
         if len(domains) > MAX_DOMAINS:
             errors.add(("input", "domains"), f"at most {MAX_DOMAINS} domains")
-        for i, domain in enumerate(domains):
+        for i, domain in enumerate(given):
             check_domain(errors, ("input", "domains", str(i)), domain)
         errors.raise_if_any()
         self._check_owner(("input", "ownerId"), owner_id)

@@ -189,5 +189,12 @@ def check_subject_template(errors: Collector, field: tuple[str, ...], template: 
     if unknown:
         allowed = " ".join("{" + p + "}" for p in SUBJECT_PLACEHOLDERS)
         errors.add(field, f"unknown placeholder {{{unknown[0]}}}; use {allowed}")
+        return
+    # Placeholders nested in a format spec, bad conversions (!x) and specs (:d) pass the
+    # parse above but would fail when a reply is sent: fill the template in once now.
+    try:
+        template.format(**{p: "x" for p in SUBJECT_PLACEHOLDERS})
+    except (ValueError, KeyError, IndexError) as exc:
+        errors.add(field, f"cannot be filled in: {exc!s}")
 
 

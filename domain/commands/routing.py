@@ -14,6 +14,7 @@ from domain.routing import RoutingRule, RuleSpec, check_rule
 
 class RoutingCommands(Base):
     def _checked(self, spec: RuleSpec) -> RuleSpec:
+        given = spec  # problem paths index the caller's lists, before duplicates are dropped
         spec = replace(
             spec,
             name=spec.name.strip(),
@@ -21,11 +22,11 @@ class RoutingCommands(Base):
             group_ids=list(dict.fromkeys(spec.group_ids)),
         )
         errors = check_rule(spec)
-        for i, mailbox_id in enumerate(spec.mailbox_ids):
+        for i, mailbox_id in enumerate(given.mailbox_ids):
             found = self._find(mailbox_id)
             if not isinstance(found, Mailbox) or found.deleted:
                 errors.add(("input", "mailboxIds", str(i)), f"mailbox {mailbox_id} not found", "NOT_FOUND")
-        for i, group_id in enumerate(spec.group_ids):
+        for i, group_id in enumerate(given.group_ids):
             found = self._find(group_id)
             if not isinstance(found, AgentGroup) or found.deleted:
                 errors.add(("input", "groupIds", str(i)), f"group {group_id} not found", "NOT_FOUND")
