@@ -59,16 +59,23 @@ class Projections:
         rows.flush()
 
     def _advance(self, view: View) -> int:
-        """One batch for one view in one transaction; returns how many events it applied."""
-        with self.database.transaction() as tx:
-            position = lock_position(tx, view.name)
+        """One batch for one view in one transaction; returns how many events it applied.
+
+        The batch is read before the write transaction: reading the log takes a second
+        connection, and asking the pool for one while holding its (SQLite) writer deadlocked
+        against a command waiting for the writer, until the pool's 5 s timeout failed it."""
+        while True:
+            position = self.positions().get(view.name, 0)
             batch = self.read(position)
             if not batch:
                 return 0
-            self.apply(view, batch, Rows(tx))
-            tx.execute(f"UPDATE {POSITIONS} SET position = ? WHERE view = ?", (batch[-1].id, view.name))
-        self.applied += len(batch)
-        return len(batch)
+            with self.database.transaction() as tx:
+                if lock_position(tx, view.name) != position:
+                    continue  # another driver applied events meanwhile: read again
+                self.apply(view, batch, Rows(tx))
+                tx.execute(f"UPDATE {POSITIONS} SET position = ? WHERE view = ?", (batch[-1].id, view.name))
+            self.applied += len(batch)
+            return len(batch)
 
     def catch_up(self) -> int:
         """Applies everything recorded so far to every view."""
@@ -141,8 +148,11 @@ class NotifyWaiter:
             if self.conn is None or self.conn.closed:
                 self.conn = self.connect()
                 self.conn.execute(f'LISTEN "{self.channel}"')
-            for _ in self.conn.notifies(timeout=self.timeout, stop_after=1):
-                break
+            # Wait in short slices so that `stop` (server shutdown) is seen promptly.
+            deadline = time.monotonic() + self.timeout
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                for _ in self.conn.notifies(timeout=0.2, stop_after=1):
+                    return
         except Exception:
             log.warning("LISTEN connection lost; reconnecting", exc_info=True)
             self.conn = None

@@ -88,7 +88,9 @@ async def command(info: Ctx, run: Callable[[], T]) -> tuple[T | None, list[UserE
     except Rejected as rejected:
         info.context.cache["rejected"] = rejected  # for payloads that report more than errors
         return None, [UserError.of(p) for p in rejected.problems]
-    written = result[-1] if isinstance(result, tuple) else result
+    # bind_mailbox returns (Written, attempts), create_api_token (value, Written): find the Written.
+    parts = result if isinstance(result, tuple) else (result,)
+    written = next((part for part in parts if isinstance(part, Written)), None)
     if isinstance(written, Written):
         caught_up = await blocking(services(info).projections.wait_for, written.position)
         if not caught_up:
