@@ -54,9 +54,9 @@ class Projections:
         return self.app.recorder.select_notifications(start=after + 1, limit=limit, stop=stop)
 
     def apply(self, view: View, notifications: Sequence[Notification], rows: Rows) -> None:
+        """Applies events to the unit of work; the caller flushes it inside its transaction."""
         for notification in notifications:
             view.apply(self.app.mapper.to_domain_event(notification), rows)
-        rows.flush()
 
     def _advance(self, view: View) -> int:
         """One batch for one view in one transaction; returns how many events it applied.
@@ -72,7 +72,9 @@ class Projections:
             with self.database.transaction() as tx:
                 if lock_position(tx, view.name) != position:
                     continue  # another driver applied events meanwhile: read again
-                self.apply(view, batch, Rows(tx))
+                rows = Rows(tx)
+                self.apply(view, batch, rows)
+                rows.flush()
                 tx.execute(f"UPDATE {POSITIONS} SET position = ? WHERE view = ?", (batch[-1].id, view.name))
             self.applied += len(batch)
             return len(batch)

@@ -9,8 +9,13 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT$EXTRAS"
+    log="$VENV/pip-install.log"
+    if ! { "$VENV/bin/python" -m pip install --upgrade pip \
+           && "$VENV/bin/python" -m pip install -e "$ROOT$EXTRAS"; } >"$log" 2>&1; then
+        tail -40 "$log" >&2
+        echo "pip install failed; full log: $log" >&2
+        exit 1
+    fi
     touch "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
