@@ -65,5 +65,17 @@ class Database:
         with self.transaction(commit=False) as tx:
             return tx.execute(sql, params).all()
 
+    def connect(self) -> Any:
+        """A separate autocommit PostgreSQL connection (LISTEN, advisory locks): not from the pool,
+        so it can be held for long without starving it."""
+        import psycopg
+        from psycopg.rows import dict_row
+
+        assert self.is_postgres, "only PostgreSQL has session connections of its own"
+        pool: Any = self.datastore.pool
+        info: dict[str, Any] = pool.kwargs
+        return psycopg.connect(dbname=info["dbname"], host=info["host"], port=info["port"], user=info["user"],
+                               password=info["password"], autocommit=True, row_factory=dict_row)
+
     def blob_type(self) -> str:
         return "BYTEA" if self.is_postgres else "BLOB"

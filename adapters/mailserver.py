@@ -1,8 +1,14 @@
-"""Check that a mailbox's credentials work, by logging in to the real IMAP or POP3 server.
+"""Log in to a mailbox's real IMAP or POP3 server.
 
-Used when an admin connects a mailbox to the helpdesk: log in once, log out, and turn every
-way that can fail into a `LoginFailed` with a stable code the UI can explain. The password
+`verify_login` is used when an admin connects a mailbox to the helpdesk: log in once, log
+out, and turn every way that can fail into a `LoginFailed` with a stable code the UI can
+explain. `open_imap` / `open_pop3` do the same connect + login and hand back the logged-in
+connection, for the fetch sessions in adapters/imap.py and adapters/pop3.py. The password
 is only ever written to the server's socket; it is never put into an exception message.
+
+After the login, those sessions report failures with the two exceptions defined here:
+`ConnectionLost` (the connection is gone or hung; open a new session) and `CommandFailed`
+(the server refused one command; the connection is still in step).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal, Protocol
+from typing import BinaryIO, Final, Literal, Protocol, TypeVar
 
 # imapclient ships no type information (pyproject sets ignore_missing_imports): its names
 # are Any to mypy, so the calls below are checked by the integration tests instead.
@@ -64,6 +70,44 @@ class LoginFailed(Exception):
         return f"{self.code}: {self.message}"
 
 
+class ConnectionLost(OSError):
+    """The connection to the mail server broke after the login: EOF, reset, a TLS error, a
+    `BYE`, or no answer within the session's timeout (`timed_out` is then True).
+
+    A subclass of OSError, so that code which already treats socket errors as "the server
+    is unreachable" handles it the same way. The session that raised it is unusable: every
+    further call raises ConnectionLost again; open a new session to continue.
+    """
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        # One argument only: OSError reads two positional arguments as (errno, strerror).
+        super().__init__(message)
+        self.message = message
+        self.timed_out = timed_out
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class CommandFailed(Exception):
+    """The server refused one command (IMAP NO/BAD, POP3 -ERR) or answered it in a way that
+    cannot be understood. The connection is still usable unless a later call says otherwise.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# Lines of a POP3 response are read with this limit instead of poplib's 2048 bytes: mail
+# with longer lines (HTML without line breaks, base64 without wrapping) exists, and RETR
+# must hand it over intact. It only bounds the memory a broken server can make us use.
+POP3_MAX_LINE: Final = 10 * 1024 * 1024
+
+
 class LoginVerifier(Protocol):
     """The port the application depends on; unit tests pass a fake instead of the network."""
 
@@ -106,6 +150,39 @@ def verify_login(
     _verify(protocol, settings, password, context, timeout)
 
 
+def open_imap(
+    settings: ServerSettings,
+    password: str,
+    *,
+    extra_ca_file: str | None = None,
+    timeout: float = 30.0,
+) -> IMAPClient:
+    """Connect to the IMAP server of `settings` and log in; the caller owns the client.
+
+    Fails exactly like `verify_login` (`LoginFailed`). `timeout` stays set on the client's
+    socket, so every later read or write is bounded by it too.
+    """
+    context = None if settings.security is TransportSecurity.NONE else tls_context(extra_ca_file)
+    return _open(_open_imap, settings, password, context, timeout)
+
+
+def open_pop3(
+    settings: ServerSettings,
+    password: str,
+    *,
+    extra_ca_file: str | None = None,
+    timeout: float = 30.0,
+) -> poplib.POP3:
+    """Connect to the POP3 server of `settings` and log in; the caller owns the connection.
+
+    Fails exactly like `verify_login` (`LoginFailed`). `timeout` stays set on the socket,
+    so every later read or write is bounded by it too. The connection reads response lines
+    of up to `POP3_MAX_LINE` bytes, not poplib's 2048.
+    """
+    context = None if settings.security is TransportSecurity.NONE else tls_context(extra_ca_file)
+    return _open(_open_pop3, settings, password, context, timeout)
+
+
 @dataclass(frozen=True)
 class _BoundVerifier:
     context: ssl.SSLContext
@@ -140,14 +217,36 @@ def _verify(
     context: ssl.SSLContext | None,
     timeout: float,
 ) -> None:
+    # The login is verified once _open returns; a failing LOGOUT/QUIT must not turn it into
+    # an error.
+    if protocol is MailProtocol.IMAP:
+        client = _open(_open_imap, settings, password, context, timeout)
+        _quietly(client.logout)
+        _quietly(client.shutdown)
+    else:
+        conn = _open(_open_pop3, settings, password, context, timeout)
+        _quietly(conn.quit)
+        _quietly(conn.close)
+
+
+_Connection = TypeVar("_Connection")
+
+
+def _open(
+    opener: Callable[[ServerSettings, str, ssl.SSLContext | None, float], _Connection],
+    settings: ServerSettings,
+    password: str,
+    context: ssl.SSLContext | None,
+    timeout: float,
+) -> _Connection:
+    """Run `opener` (connect + login) and turn every way it fails into a `LoginFailed`."""
     _check_timeout(timeout)
     if any(ch in text for text in (settings.username, password) for ch in "\r\n\0"):
         # Sent as is, these would end the command early (or inject another one); no server
         # can hold such credentials, so do not send them anywhere.
         raise LoginFailed("AUTH_FAILED", "the user name or password contains a line break or NUL character")
-    login = _login_imap if protocol is MailProtocol.IMAP else _login_pop3
     try:
-        login(settings, password, context, timeout)
+        return opener(settings, password, context, timeout)
     except LoginFailed:
         raise
     except UnicodeError:
@@ -209,9 +308,9 @@ def _quietly(action: Callable[[], object]) -> None:
         action()
 
 
-def _login_imap(
+def _open_imap(
     settings: ServerSettings, password: str, context: ssl.SSLContext | None, timeout: float
-) -> None:
+) -> IMAPClient:
     # imapclient defaults to ssl=True, so it is always passed explicitly.
     client = IMAPClient(
         settings.host,
@@ -245,19 +344,17 @@ def _login_imap(
     except BaseException:
         _quietly(client.shutdown)
         raise
-    # The login is verified at this point; a failing LOGOUT must not turn it into an error.
-    _quietly(client.logout)
-    _quietly(client.shutdown)
+    return client
 
 
-def _login_pop3(
+def _open_pop3(
     settings: ServerSettings, password: str, context: ssl.SSLContext | None, timeout: float
-) -> None:
+) -> poplib.POP3:
     conn: poplib.POP3
     if settings.security is TransportSecurity.TLS:
-        conn = poplib.POP3_SSL(settings.host, settings.port, timeout=timeout, context=context)
+        conn = _POP3_SSL(settings.host, settings.port, timeout=timeout, context=context)
     else:
-        conn = poplib.POP3(settings.host, settings.port, timeout=timeout)
+        conn = _POP3(settings.host, settings.port, timeout=timeout)
     try:
         if settings.security is TransportSecurity.STARTTLS:
             try:
@@ -277,6 +374,38 @@ def _login_pop3(
     except BaseException:
         _quietly(conn.close)
         raise
-    # The login is verified at this point; a failing QUIT must not turn it into an error.
-    _quietly(conn.quit)
-    _quietly(conn.close)
+    return conn
+
+
+def _read_pop3_line(file: BinaryIO) -> tuple[bytes, int]:
+    """poplib.POP3._getline with `POP3_MAX_LINE` instead of poplib's fixed 2048 bytes.
+
+    Returns the line without its terminator and the number of octets read, like poplib.
+    """
+    line = file.readline(POP3_MAX_LINE + 1)
+    if len(line) > POP3_MAX_LINE:
+        # The rest of the line is still unread: the connection is out of step from here on.
+        raise poplib.error_proto("line too long")
+    if not line:
+        raise poplib.error_proto("-ERR EOF")  # poplib's own marker for a closed connection
+    octets = len(line)
+    # As in poplib: servers may end lines with CRLF, LF or (oddly) start them with CR.
+    if line[-2:] == b"\r\n":
+        return line[:-2], octets
+    if line[:1] == b"\r":
+        return line[1:-1], octets
+    return line[:-1], octets
+
+
+class _POP3(poplib.POP3):
+    """poplib.POP3 reading response lines of up to POP3_MAX_LINE bytes."""
+
+    def _getline(self) -> tuple[bytes, int]:
+        return _read_pop3_line(self.file)
+
+
+class _POP3_SSL(poplib.POP3_SSL):
+    """poplib.POP3_SSL reading response lines of up to POP3_MAX_LINE bytes."""
+
+    def _getline(self) -> tuple[bytes, int]:
+        return _read_pop3_line(self.file)

@@ -8,12 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from adapters import mailserver
+from adapters.blobs import BlobStore
 from adapters.database import Database
+from adapters.locks import MailboxLocks, PostgresLocks, SqliteLocks
 from adapters.secrets import EncryptedSecretStore, key_file_secret
 from adapters.settings import Settings, parse_database_url
+from adapters.syncstate import SyncState
 from domain.application import Mailroom
 from domain.ports import LoginRefused, LoginVerifier
 from domain.values import MailProtocol, ServerSettings
+from projections.conversation_queries import ConversationQueries
+from projections.conversations import Conversations as ConversationsView
 from projections.directory import Directory as DirectoryView
 from projections.driver import Projections
 from projections.queries import Directory
@@ -26,6 +31,10 @@ class Services:
     database: Database
     projections: Projections
     directory: Directory
+    blobs: BlobStore
+    sync_state: SyncState
+    locks: MailboxLocks
+    conversations: ConversationQueries
 
     def close(self) -> None:
         self.app.close()
@@ -59,6 +68,8 @@ def bootstrap(settings: Settings, verify_login: LoginVerifier | None = None) -> 
     app.verify_login = verify_login or real_login(settings)
     app.references = directory
     app.admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    projections = Projections(app, database, [DirectoryView()])
+    projections = Projections(app, database, [DirectoryView(), ConversationsView()])
     projections.create_tables()
-    return Services(settings, app, database, projections, directory)
+    locks: MailboxLocks = PostgresLocks(database.connect) if database.is_postgres else SqliteLocks(database)
+    return Services(settings, app, database, projections, directory, BlobStore(database), SyncState(database), locks,
+                    ConversationQueries(database))

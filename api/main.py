@@ -11,8 +11,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from api import sync
 from api.auth import authenticate
 from api.bootstrap import Services
+from api.downloads import downloads_router
 from api.graphql.common import Context
 from api.graphql.schema import schema
 from api.metrics import Metrics
@@ -43,6 +45,7 @@ def create_app(services: Services, run_workers: bool = True) -> FastAPI:
         schema, context_getter=context, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,)
     )
     app.include_router(graphql, prefix="/graphql")
+    app.include_router(downloads_router(services))
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -60,7 +63,8 @@ def create_app(services: Services, run_workers: bool = True) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(metrics.registry) + generate_latest(sync.REGISTRY)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return app
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from domain.commands.agents import AgentCommands
 from domain.commands.customers import CustomerCommands
+from domain.commands.intake import IntakeCommands
 from domain.commands.mailboxes import MailboxCommands
 from domain.commands.routing import RoutingCommands
 from domain.commands.tokens import TokenCommands
 
 
-class Mailroom(MailboxCommands, AgentCommands, CustomerCommands, RoutingCommands, TokenCommands):
+class Mailroom(
+    MailboxCommands, AgentCommands, CustomerCommands, RoutingCommands, TokenCommands, IntakeCommands
+):
     """Commands return ids and log positions; queries go to the projections."""

@@ -11,6 +11,7 @@ from domain.values import MailProtocol, ServerSettings
 
 DEFAULT_SUBJECT_TEMPLATE = "Re: {subject}"
 SUBJECT_PLACEHOLDERS = ("subject", "mailbox", "conversation_ref")
+DEFAULT_FOLDERS = ("INBOX",)
 
 
 class Mailbox(Aggregate, created_event_name="Bound"):
@@ -52,6 +53,7 @@ class Mailbox(Aggregate, created_event_name="Bound"):
         self.failing = False
         self.last_error: str | None = None
         self.last_synced_at: datetime | None = None
+        self.folders: list[str] = list(DEFAULT_FOLDERS)
 
     @event("SettingsChanged", topic="mailroom:Mailbox.SettingsChanged")
     def change_settings(
@@ -82,6 +84,21 @@ class Mailbox(Aggregate, created_event_name="Bound"):
     @event("Enabled", topic="mailroom:Mailbox.Enabled")
     def enable(self) -> None:
         self.enabled = True
+
+    @event("FoldersChanged", topic="mailroom:Mailbox.FoldersChanged")
+    def change_folders(self, folders: list[str]) -> None:
+        self.folders = list(folders)
+
+    @event("SyncFailed", topic="mailroom:Mailbox.SyncFailed")
+    def sync_failed(self, error: str) -> None:
+        """Recorded when the mailbox turns FAILING, not on every failed poll."""
+        self.failing = True
+        self.last_error = error
+
+    @event("SyncRecovered", topic="mailroom:Mailbox.SyncRecovered")
+    def sync_recovered(self) -> None:
+        self.failing = False
+        self.last_error = None
 
     @event("Deleted", topic="mailroom:Mailbox.Deleted")
     def delete(self) -> None:

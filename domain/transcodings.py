@@ -9,6 +9,7 @@ from typing import Any
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from domain import values
+from domain.mail import AttachmentRef, InboundMail
 from domain.routing import RuleSpec
 
 
@@ -50,7 +51,7 @@ ENUMS: tuple[type[Enum], ...] = (
     values.ConditionOperator,
     values.ConditionMatch,
 )
-RECORDS: tuple[type[Any], ...] = (values.ServerSettings, values.Condition, RuleSpec)
+RECORDS: tuple[type[Any], ...] = (values.ServerSettings, values.Condition, RuleSpec, AttachmentRef, InboundMail)
 
 
 def register_all(transcoder: JSONTranscoder) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from domain.mailbox import DEFAULT_FOLDERS
 from domain.routing import RuleSpec
 from projections.tables import Rows, Table
 from projections.view import Handler, View, to_json
@@ -14,7 +15,7 @@ T, B = "TEXT", "BIGINT"
 MAILBOXES = Table("rm_mailboxes", {
     "id": T, "address": T, "display_name": T, "protocol": T, "incoming": T, "outgoing": T,
     "enabled": B, "failing": B, "last_error": T, "last_synced_at": T,
-    "subject_template": T, "footer": T, "created_at": T}, ("id",), (("address",),))
+    "subject_template": T, "footer": T, "folders": T, "created_at": T}, ("id",), (("address",),))
 AGENTS = Table("rm_agents", {
     "id": T, "name": T, "email": T, "status": T, "capacity": B, "created_at": T}, ("id",))
 GROUPS = Table("rm_groups", {
@@ -56,7 +57,7 @@ def mailbox_bound(e: Any, rows: Rows) -> None:
         "id": _id(e), "address": e.address, "display_name": e.display_name,
         "protocol": e.protocol.value, "incoming": to_json(e.incoming), "outgoing": to_json(e.outgoing),
         "enabled": 1, "failing": 0, "subject_template": "Re: {subject}", "footer": "",
-        "created_at": _at(e)})
+        "folders": to_json(list(DEFAULT_FOLDERS)), "created_at": _at(e)})
 
 
 def mailbox_settings(e: Any, rows: Rows) -> None:
@@ -182,6 +183,9 @@ class Directory(View):
         "mailroom:Mailbox.ReplySettingsChanged": mailbox_reply,
         "mailroom:Mailbox.Disabled": _set(MAILBOXES, enabled=0),
         "mailroom:Mailbox.Enabled": _set(MAILBOXES, enabled=1),
+        "mailroom:Mailbox.FoldersChanged": _set(MAILBOXES, folders=lambda e: to_json(e.folders)),
+        "mailroom:Mailbox.SyncFailed": _set(MAILBOXES, failing=1, last_error=lambda e: e.error),
+        "mailroom:Mailbox.SyncRecovered": _set(MAILBOXES, failing=0, last_error=None),
         "mailroom:Mailbox.Deleted": lambda e, rows: rows.delete(MAILBOXES, _id(e)),
         "mailroom:Agent.Created": agent_created,
         "mailroom:Agent.Edited": _set(AGENTS, name=lambda e: e.name, email=lambda e: e.email),

@@ -8,6 +8,7 @@ polling; PostgreSQL wakes on the event store's NOTIFY.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -23,6 +24,7 @@ from projections.view import View
 
 log = logging.getLogger("mailroom.projections")
 POSITIONS = "rm_positions"
+SHAPES = "rm_view_shapes"
 BATCH = 1000
 
 
@@ -35,11 +37,23 @@ class Projections:
         self.applied = 0  # events applied by this process, for /metrics
 
     def create_tables(self) -> None:
+        """Creates the views' tables; a view whose table definitions changed since they were
+        created is dropped and replayed from the start (read models are derived data)."""
         with self.database.transaction() as tx:
             tx.execute(f"CREATE TABLE IF NOT EXISTS {POSITIONS} (view TEXT PRIMARY KEY, position BIGINT NOT NULL)")
+            tx.execute(f"CREATE TABLE IF NOT EXISTS {SHAPES} (view TEXT PRIMARY KEY, shape TEXT NOT NULL)")
             for view in self.views.values():
+                shape = view_shape(view)
+                known = tx.execute(f"SELECT shape FROM {SHAPES} WHERE view = ?", (view.name,)).scalar()
+                if known is not None and known != shape:
+                    log.warning("view %s changed shape: rebuilding it from the log", view.name)
+                    for table in view.tables:
+                        table.drop(tx)
+                    tx.execute(f"DELETE FROM {POSITIONS} WHERE view = ?", (view.name,))
                 for table in view.tables:
                     table.create(tx)
+                tx.execute(f"INSERT INTO {SHAPES} (view, shape) VALUES (?, ?) ON CONFLICT (view) "
+                           "DO UPDATE SET shape = excluded.shape", (view.name, shape))
                 tx.execute(f"INSERT INTO {POSITIONS} (view, position) VALUES (?, 0) ON CONFLICT (view) DO NOTHING",
                            (view.name,))
 
@@ -114,12 +128,18 @@ class Projections:
 
     def _waiter(self, stop: threading.Event, poll_seconds: float) -> Callable[[], None]:
         if self.database.is_postgres:
-            return NotifyWaiter(self.app, stop).wait
+            return NotifyWaiter(self.app, self.database, stop).wait
 
         def sleep() -> None:
             stop.wait(poll_seconds)
 
         return sleep
+
+
+def view_shape(view: View) -> str:
+    """A fingerprint of the view's table definitions."""
+    text = repr([view.version, *((t.name, sorted(t.columns.items()), t.key, t.indexes) for t in view.tables)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def lock_position(tx: Tx, view_name: str) -> int:
@@ -131,24 +151,19 @@ def lock_position(tx: Tx, view_name: str) -> int:
 class NotifyWaiter:
     """Blocks until the event store's channel is notified (or a safety timeout)."""
 
-    def __init__(self, app: Application[Any], stop: threading.Event, timeout: float = 5.0) -> None:
-        import psycopg
-
+    def __init__(self, app: Application[Any], database: Database, stop: threading.Event,
+                 timeout: float = 5.0) -> None:
         recorder: Any = app.recorder
-        datastore = recorder.datastore
         self.channel = recorder.channel_name
+        self.database = database
         self.stop = stop
         self.timeout = timeout
-        info = datastore.pool.kwargs
-        self.connect: Callable[[], Any] = lambda: psycopg.connect(
-            dbname=info["dbname"], host=info["host"], port=info["port"], user=info["user"],
-            password=info["password"], autocommit=True)
         self.conn: Any = None
 
     def wait(self) -> None:
         try:
             if self.conn is None or self.conn.closed:
-                self.conn = self.connect()
+                self.conn = self.database.connect()
                 self.conn.execute(f'LISTEN "{self.channel}"')
             # Wait in short slices so that `stop` (server shutdown) is seen promptly.
             deadline = time.monotonic() + self.timeout

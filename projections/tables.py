@@ -94,6 +94,10 @@ class Rows:
             self.tx.executemany(table.upsert_sql(self.prefix), [[r[c] for c in table.columns] for r in rows])
         self._dirty.clear()
 
+    def cached(self, table: Table) -> list[Row]:
+        """Rows of `table` this unit of work holds (all of them when it started fresh)."""
+        return [dict(r) for (name, _), r in self._rows.items() if name == table.name and r is not None]
+
     def __len__(self) -> int:
         return len(self._rows)
 

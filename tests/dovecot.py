@@ -9,16 +9,20 @@ private Dovecot for tests"; the comments in the config say which failure each on
 from __future__ import annotations
 
 import base64
+import contextlib
 import grp
 import ipaddress
 import os
 import pwd
 import re
+import selectors
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -411,6 +415,116 @@ protocol pop3 {{
                 tail = path.read_text(errors="replace").splitlines()[-lines:]
                 parts.append(f"--- {path} ---\n" + "\n".join(tail))
         return "\n".join(parts)
+
+
+class LoopbackProxy:
+    """A TCP relay on loopback in front of `target_port`, for tests that break connections.
+
+    Point a client at `proxy.port` instead of the server's port; then `cut()` drops every
+    relayed connection (the client sees EOF, or a reset with `reset=True`) and `freeze()`
+    makes the relay swallow all further data in both directions (the client sees a server
+    that has stopped answering). New connections are relayed until `close()`.
+    """
+
+    def __init__(self, target_port: int, host: str = HOST) -> None:
+        self.host = host
+        self.target_port = target_port
+        self._listener = socket.create_server((host, 0))
+        # close() from another thread does not wake a blocked accept(): poll instead.
+        self._listener.settimeout(0.05)
+        self.port: int = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._pairs: list[tuple[socket.socket, socket.socket, threading.Event]] = []
+        self._frozen = threading.Event()
+        self._closed = threading.Event()
+        self._threads = [threading.Thread(target=self._accept_loop, name="proxy-accept", daemon=True)]
+        self._threads[0].start()
+
+    def freeze(self) -> None:
+        self._frozen.set()
+
+    def cut(self, *, reset: bool = False) -> None:
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for client, upstream, stop in pairs:
+            stop.set()
+            for sock in (client, upstream):
+                if reset:
+                    # Linger 0: close() sends RST instead of FIN.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                else:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+        self.cut()
+        for thread in self._threads:
+            thread.join(timeout=2)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # the listener was closed
+            try:
+                upstream = socket.create_connection((self.host, self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            stop = threading.Event()
+            with self._lock:
+                self._pairs.append((client, upstream, stop))
+            thread = threading.Thread(
+                target=self._relay, args=(client, upstream, stop), name="proxy-relay", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _relay(self, client: socket.socket, upstream: socket.socket, stop: threading.Event) -> None:
+        # One thread per connection; the short select timeout lets cut() stop it even when
+        # it closed the sockets without a shutdown (reset=True).
+        peer = {client: upstream, upstream: client}
+        with selectors.DefaultSelector() as selector:
+            for sock in peer:
+                sock.setblocking(False)
+                selector.register(sock, selectors.EVENT_READ)
+            while not stop.is_set():
+                try:
+                    ready = selector.select(0.05)
+                    for key, _ in ready:
+                        source = key.fileobj
+                        assert isinstance(source, socket.socket)
+                        data = source.recv(65536)
+                        if not data:
+                            # One side closed: close both, as a real path failure would.
+                            stop.set()
+                            break
+                        if not self._frozen.is_set():
+                            peer[source].setblocking(True)
+                            peer[source].sendall(data)
+                            peer[source].setblocking(False)
+                except (OSError, ValueError):
+                    break
+        for sock in peer:
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 def _alive(pid: int) -> bool:

@@ -14,16 +14,13 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "contract" /
 
 # Built by later issues (intake #3, routing/assignment #4, replies, sidebar).
 PENDING_TYPES = {
-    "Date", "QuarantinedMessage", "SyncPayload", "ConversationStatus", "MessageDirection",
-    "DeliveryStatus", "Attachment", "Message", "AssignmentRecord", "SidebarRecord", "SidebarSection",
-    "Conversation", "PageInfo", "ConversationEdge", "ConversationConnection", "ConversationFilter",
-    "ReplyInput", "ReplyPayload", "ConversationPayload", "AgentWorkload", "DailyTotal",
+    "Date", "ReplyInput", "ReplyPayload", "ConversationPayload", "AgentWorkload", "DailyTotal",
     "SidebarSourceKind", "MatchKey", "SidebarField", "SidebarSource", "SidebarFieldInput",
     "SidebarSourceInput", "SidebarSourcePayload", "RecordInput", "RecordPayload",
 }
 PENDING_FIELDS = {
-    "Query.quarantine", "Query.conversations", "Query.conversation", "Query.agentWorkloads",
-    "Query.dailyTotals", "Query.lastHandler", "Query.sidebarSources", "Mutation.syncMailbox",
+    "Query.agentWorkloads",
+    "Query.dailyTotals", "Query.lastHandler", "Query.sidebarSources",
     "Mutation.replyToConversation", "Mutation.assignConversation", "Mutation.closeConversation",
     "Mutation.reopenConversation", "Mutation.createSidebarSource", "Mutation.updateSidebarSource",
     "Mutation.deleteSidebarSource", "Mutation.upsertRecord", "Mutation.deleteRecord",

@@ -25,6 +25,7 @@ from api.graphql.inputs import (
     settings_of,
 )
 from api.graphql.types import Mailbox
+from api.sync import Busy, MailboxSync
 from domain.commands.base import KEEP
 from domain.commands.mailboxes import Attempt, BindFailed
 from domain.values import MailProtocol, TransportSecurity
@@ -46,6 +47,9 @@ class DiscoveryAttempt:
                                 security=attempt.settings.security, outcome=attempt.outcome)
 
 
+SYNC_WAIT_SECONDS = 60.0  # a running background sync of the mailbox finishes first
+
+
 @strawberry.type
 class BindMailboxPayload:
     mailbox: Mailbox | None
@@ -57,6 +61,15 @@ class BindMailboxPayload:
 @strawberry.type
 class MailboxPayload:
     mailbox: Mailbox | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class SyncPayload:
+    mailbox: Mailbox | None
+    fetched: int = strawberry.field(
+        description="Messages newly taken in by this sync (already-seen ones are not counted).")
+    conversations_opened: int
     user_errors: list[UserError]
 
 
@@ -115,6 +128,27 @@ class MailboxMutations:
         require(info, *ADMIN_ONLY)
         written, errors = await command(info, lambda: services(info).app.delete_mailbox(id))
         return DeletePayload(deleted_id=written.id if written else None, user_errors=errors)
+
+
+    @strawberry.mutation
+    async def sync_mailbox(self, info: Ctx, id: UUID) -> SyncPayload:
+        """Fetch new mail now and return once it is taken in."""
+        require(info, *ADMIN_ONLY)
+        s = services(info)
+        if await blocking(s.directory.mailbox, id) is None:
+            return SyncPayload(mailbox=None, fetched=0, conversations_opened=0,
+                               user_errors=[UserError(field=["id"], message="mailbox not found", code="NOT_FOUND")])
+        try:
+            report = await blocking(MailboxSync(s).sync, id, SYNC_WAIT_SECONDS)
+        except Busy:
+            return SyncPayload(mailbox=await mailbox_of(info, id), fetched=0, conversations_opened=0, user_errors=[
+                UserError(field=["id"], message="another sync of this mailbox is still running", code="CONFLICT")])
+        await blocking(s.projections.wait_for, report.position)
+        await blocking(s.projections.wait_for, s.projections.head())  # the status change, if any
+        errors = [] if report.error is None else [
+            UserError(field=["id"], message=report.error, code=report.error_code or "SYNC_FAILED")]
+        return SyncPayload(mailbox=await mailbox_of(info, id), fetched=report.fetched,
+                           conversations_opened=report.opened, user_errors=errors)
 
 
 def _attempts_of_last_failure(info: Ctx) -> list[DiscoveryAttempt]:

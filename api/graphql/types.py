@@ -11,7 +11,7 @@ from uuid import UUID
 import strawberry
 
 from adapters.database import Row
-from api.graphql.common import Ctx, blocking, parse_time, services
+from api.graphql.common import Ctx, blocking, services
 from domain import values
 from domain.values import (
     AgentStatus,
@@ -96,12 +96,14 @@ class Mailbox:
         return MailboxStatus.FAILING if self.row["failing"] else MailboxStatus.CONNECTED
 
     @strawberry.field
-    def last_synced_at(self) -> datetime | None:
-        return parse_time(self.row["last_synced_at"])
+    async def last_synced_at(self, info: Ctx) -> datetime | None:
+        return (await blocking(services(info).sync_state.health, self.row["id"])).last_synced_at
 
     @strawberry.field
-    def last_error(self) -> str | None:
-        return None if self.row["last_error"] is None else str(self.row["last_error"])
+    async def last_error(self, info: Ctx) -> str | None:
+        """The latest sync error while the mailbox fails; null once a sync succeeds."""
+        health = await blocking(services(info).sync_state.health, self.row["id"])
+        return health.last_error or (None if self.row["last_error"] is None else str(self.row["last_error"]))
 
     @strawberry.field
     def reply_settings(self) -> ReplySettings:
@@ -112,8 +114,12 @@ class Mailbox:
         return await blocking(services(info).directory.in_workspace, self.row["id"])
 
     @strawberry.field
-    def quarantined_count(self) -> int:
-        return 0  # mail intake (and so quarantine) is not built yet
+    async def quarantined_count(self, info: Ctx) -> int:
+        return await blocking(services(info).conversations.quarantined_count, self.row["id"])
+
+    @strawberry.field(description="IMAP folders taken in (default INBOX).")
+    def folders(self) -> list[str]:
+        return list(json.loads(self.row["folders"] or '["INBOX"]'))
 
     @strawberry.field
     def created_at(self) -> datetime:

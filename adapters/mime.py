@@ -1,0 +1,345 @@
+"""Raw RFC 5322 bytes -> ParsedMail, with the standard library's `email` package (policy.default).
+
+Never raises for bad charsets, 8-bit headers or broken MIME; a message that cannot become a
+conversation at all raises Unparseable with a short reason for the admins (it is quarantined).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.generator import BytesGenerator
+from email.headerregistry import HeaderRegistry
+from email.message import EmailMessage, MIMEPart
+from email.parser import BytesParser
+from email.utils import parsedate_to_datetime
+from io import BytesIO
+from itertools import islice
+from typing import cast
+
+from adapters.html import html_to_text, sanitize_html
+
+MAX_HEADERS = 200
+MAX_HEADER_CHARS = 2_000
+_MAX_PARSED_CHARS = 32_768  # the stdlib header parsers are quadratic on long values: a 650 KB Subject takes 13 s
+_BULK = {"bulk", "junk", "list"}
+_DSN_TYPES = {"message/delivery-status", "message/global-delivery-status"}
+# Labels that mail clients use for the wider Microsoft/WHATWG charsets: decode with the superset.
+_ALIASES = {
+    "iso-8859-1": "cp1252", "iso8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "gb2312": "gb18030",
+    "gbk": "gb18030", "ks_c_5601-1987": "cp949", "euc-kr": "cp949", "shift_jis": "cp932", "shift-jis": "cp932",
+    "sjis": "cp932", "x-sjis": "cp932", "big5": "big5hkscs", "tis-620": "cp874", "windows-874": "cp874",
+}  # fmt: skip
+# Text labelled with these but valid UTF-8 is UTF-8 (a common mislabelling; the reverse is near impossible).
+_UTF8_SUSPECTS = {"us-ascii", "ascii", "iso-8859-1", "iso8859-1", "latin1", "latin-1", "cp1252", "windows-1252"}
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_ENCODED_WORD_CHARSET = re.compile(r"=\?([^?*\s]+)(?=[*?])")
+_BOUNDARY = re.compile(r"\bboundary\s*=\s*(?:\"([^\"]+)\"|([^\s;\"]+))", re.I)
+_UNSTRUCTURED = HeaderRegistry(use_default_map=False)  # decodes encoded-words, parses nothing else
+_SERIALISE = policy.default.clone(linesep="\r\n", refold_source="none")
+
+
+def _as_cp1252(error: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: bytes that are not UTF-8 are read as cp1252 (mixed or mislabelled text)."""
+    assert isinstance(error, UnicodeDecodeError)
+    return error.object[error.start : error.end].decode("cp1252", "replace"), error.end
+
+
+codecs.register_error("mailroom.cp1252", _as_cp1252)
+
+
+class Unparseable(Exception):
+    """The raw message cannot become a conversation; `reason` says why (shown to admins)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Part:
+    """An attachment or inline part. A part over the size cap has data=b"" and sha256="" (size is real)."""
+
+    filename: str | None
+    content_type: str
+    size: int
+    sha256: str
+    inline: bool
+    content_id: str | None
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ParsedMail:
+    message_id: str | None
+    in_reply_to: list[str]
+    references: list[str]
+    from_address: str
+    from_name: str | None
+    reply_to: str | None
+    to: list[str]
+    cc: list[str]
+    subject: str
+    date: datetime | None
+    text: str
+    html: str | None
+    parts: list[Part]
+    headers: dict[str, str]
+    auto_submitted: str | None
+    precedence: str | None
+    is_autoreply: bool
+    is_bounce: bool
+
+
+def decode_bytes(data: bytes, *charsets: str | None) -> str:
+    """Text from bytes, never raising: the declared charsets strictly, then UTF-8; a declared multi-byte
+    charset with a few bad sequences; last UTF-8 with each undecodable byte read as cp1252."""
+    labels = [name for name in ((c or "").strip().strip("\"'").lower() for c in charsets) if name]
+    if labels and labels[0] in _UTF8_SUSPECTS:
+        labels.insert(0, "utf-8")
+    for label in (*labels, "utf-8"):
+        try:
+            return _clean(data.decode(_ALIASES.get(label, label)))
+        except (LookupError, UnicodeError, ValueError, TypeError):
+            continue
+    if labels and labels[0] not in _UTF8_SUSPECTS and labels[0] not in ("utf-8", "utf8"):
+        try:
+            text = data.decode(_ALIASES.get(labels[0], labels[0]), errors="replace")
+            if text.count("\ufffd") <= 1 + len(data) // 200:
+                return _clean(text)
+        except (LookupError, UnicodeError, ValueError, TypeError):
+            pass
+    return _clean(data.decode("utf-8", errors="mailroom.cp1252"))
+
+
+def _clean(text: str) -> str:
+    """No NUL characters and no lone surrogates (neither can be stored in PostgreSQL text)."""
+    return _SURROGATES.sub("\ufffd", text.replace("\x00", ""))
+
+
+def _header_text(value: str, hint: str | None) -> str:
+    """A raw header value as parsed from bytes: unfolded, 8-bit bytes decoded, encoded-word charsets widened."""
+    value = "".join(value.splitlines())
+    if _SURROGATES.search(value):
+        with contextlib.suppress(UnicodeError):
+            value = decode_bytes(value.encode("utf-8", "surrogateescape"), "utf-8", hint)
+    return _ENCODED_WORD_CHARSET.sub(lambda m: "=?" + _ALIASES.get(m[1].lower(), m[1]), _clean(value))
+
+
+def _raw_headers(part: MIMEPart, hint: str | None) -> dict[str, str]:
+    """Lower-cased name -> first value (cut to _MAX_PARSED_CHARS), as str; encoded-words left for the parsers."""
+    found: dict[str, str] = {}
+    for name, value in part.raw_items():
+        key = _clean(name).strip().lower()
+        if key and key not in found:
+            found[key] = _header_text(str(value)[:_MAX_PARSED_CHARS], hint)
+    return found
+
+
+def _decoded(value: str) -> str:
+    try:
+        return _clean(str(_UNSTRUCTURED("x-any", value)))
+    except Exception:  # a value the header parser chokes on is kept as it came
+        return value
+
+
+def parse_mail(raw: bytes, *, max_part_bytes: int = 25 * 1024 * 1024, max_parts: int = 500) -> ParsedMail:
+    if not raw.strip():
+        raise Unparseable("the message is empty")
+    try:
+        message = BytesParser(policy=policy.default).parsebytes(raw)
+        if not message.keys():
+            raise Unparseable("no header section: the data does not start with mail headers")
+        return _parse(message, max_part_bytes, max_parts)
+    except Unparseable:
+        raise
+    except RecursionError as exc:
+        raise Unparseable("MIME parts are nested too deeply") from exc
+    except Exception as exc:  # the email package failed on this input: quarantine, never block the mailbox
+        raise Unparseable(f"the MIME structure could not be read ({type(exc).__name__}: {exc})"[:300]) from exc
+
+
+def _parse(message: EmailMessage, max_part_bytes: int, max_parts: int) -> ParsedMail:
+    _repair_boundaries(message)
+    if sum(1 for _ in islice(message.walk(), max_parts + 2)) - 1 > max_parts:
+        raise Unparseable(f"more than {max_parts} MIME parts")
+    leaves = list(_leaves(message))
+    hint = next((c for c in (p.get_content_charset() for p in leaves) if c), None)
+    headers = _raw_headers(message, hint)
+    senders = (a for name in ("from", "sender", "reply-to", "return-path") for a in _addresses(headers, name))
+    sender = next(senders, None)
+    if sender is None:
+        raise Unparseable("no sender address in From, Sender, Reply-To or Return-Path")
+    text_part = message.get_body(preferencelist=("plain",))
+    html_part = message.get_body(preferencelist=("html",))
+    unsplit = [p for p in leaves if p.get_content_maintype() == "multipart"]  # broken multiparts: never parts
+    if text_part is None and html_part is None and unsplit:
+        text_part = unsplit[0]
+    html = sanitize_html(_body_text(html_part)) if html_part is not None else None
+    text = _body_text(text_part) if text_part is not None else ""
+    if not text.strip() and html:
+        text = html_to_text(html)
+    skip = {id(text_part), id(html_part), *map(id, unsplit)}
+    auto_submitted = headers.get("auto-submitted", "").strip().lower()
+    precedence = headers.get("precedence", "").strip().lower()
+    return ParsedMail(
+        message_id=next(iter(_message_ids(headers.get("message-id"))), None),
+        in_reply_to=_message_ids(headers.get("in-reply-to")),
+        references=_message_ids(headers.get("references")),
+        from_address=sender[0],
+        from_name=sender[1],
+        reply_to=next((a for a, _ in _addresses(headers, "reply-to")), None),
+        to=_unique(a for a, _ in _addresses(headers, "to")),
+        cc=_unique(a for a, _ in _addresses(headers, "cc")),
+        subject=" ".join(_decoded(headers.get("subject", "")).split()),
+        date=_date(headers.get("date")),
+        text=text.replace("\r\n", "\n").replace("\r", "\n"),
+        html=html,
+        parts=[_part(p, hint, max_part_bytes) for p in leaves if id(p) not in skip],
+        headers={
+            k: _decoded(v[: 2 * MAX_HEADER_CHARS])[:MAX_HEADER_CHARS] for k, v in islice(headers.items(), MAX_HEADERS)
+        },
+        auto_submitted=auto_submitted if auto_submitted not in ("", "no") else None,
+        precedence=precedence if precedence in _BULK else None,
+        is_autoreply=_is_autoreply(headers),
+        is_bounce=_is_bounce(message, leaves),
+    )
+
+
+def _repair_boundaries(message: MIMEPart) -> None:
+    """Re-split a multipart that policy.default could not split: Outlook Express wrote `boundary=----=_Next...`
+    unquoted (the parser stops at '='), and some senders declare one boundary but use another."""
+    for part in message.walk():
+        if part.get_content_maintype() != "multipart" or part.is_multipart():
+            continue
+        raw = next((str(v) for k, v in part.raw_items() if k.lower() == "content-type"), "")
+        body = str(part.get_payload())
+        declared = _BOUNDARY.search("".join(raw.splitlines()))
+        used = re.search(r"^--(\S[^\r\n]*?)[ \t]*\r?$", body, re.M)  # the first line that looks like one
+        candidates = ((declared[1] or declared[2]).strip() if declared else "", used[1] if used else "")
+        for boundary in filter(None, candidates):
+            head = f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'
+            fixed = BytesParser(policy=policy.default).parsebytes((head + body).encode("utf-8", "surrogateescape"))
+            if fixed.is_multipart() and boundary != part.get_boundary():
+                part.set_payload(fixed.get_payload())
+                part.set_boundary(boundary)
+                break
+
+
+def _addresses(headers: dict[str, str], name: str) -> list[tuple[str, str | None]]:
+    """(lower-cased addr-spec, display name) of each usable address in a header, in order."""
+    value = headers.get(name)
+    if not value:
+        return []
+    try:
+        parsed = [(a.addr_spec, a.display_name) for a in policy.default.header_factory(name, value).addresses]
+    except Exception:
+        parsed = []
+    found = [(_clean(a).lower(), _clean(n) or None) for a, n in parsed if _usable(a)]
+    if not found:  # lenient fallback for values the RFC parser gives up on
+        found = [(a.lower(), None) for a in re.findall(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+", value)]
+    return found
+
+
+def _usable(address: str) -> bool:
+    local, _, domain = address.rpartition("@")
+    return bool(local.strip()) and bool(domain.strip()) and not re.search(r"\s", address)
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _message_ids(value: str | None) -> list[str]:
+    if not value:
+        return []
+    ids = re.findall(r"<([^<>]*)>", value) or [token for token in value.split() if "@" in token]
+    return _unique(i for i in ("".join(raw.split()) for raw in ids) if i)
+
+
+def _date(value: str | None) -> datetime | None:
+    try:
+        parsed = parsedate_to_datetime((value or "").strip())
+    except Exception:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _is_autoreply(headers: dict[str, str]) -> bool:
+    flags = (headers.get(name, "").strip().lower() for name in ("x-autoreply", "x-autorespond"))
+    if any(flag not in ("", "no", "false", "0") for flag in flags):
+        return True
+    suppress = {token.strip().lower() for token in headers.get("x-auto-response-suppress", "").split(",")}
+    return bool(suppress & {"all", "oof"})
+
+
+def _is_bounce(message: MIMEPart, leaves: list[MIMEPart]) -> bool:
+    report_type = str(message.get_param("report-type", "")).strip().lower()
+    if message.get_content_type() == "multipart/report" and report_type == "delivery-status":
+        return True
+    return any(part.get_content_type() in _DSN_TYPES for part in leaves)
+
+
+def _leaves(part: MIMEPart) -> Iterator[MIMEPart]:
+    """Every non-multipart part in order; message/* parts are leaves (attachments), not descended into."""
+    if part.get_content_maintype() == "multipart" and part.is_multipart():
+        for sub in part.iter_parts():
+            yield from _leaves(sub)
+    else:
+        yield part
+
+
+def _payload(part: MIMEPart) -> bytes:
+    """Decoded content; for message/* the enclosed message (or report blocks) as bytes."""
+    if part.get_content_maintype() != "message" and not part.is_multipart():
+        data = part.get_payload(decode=True)
+        return data if isinstance(data, bytes) else b""
+    out = BytesIO()
+    BytesGenerator(out, mangle_from_=False, policy=_SERIALISE).flatten(cast(EmailMessage, part))
+    serialised = out.getvalue()
+    return serialised.split(b"\r\n\r\n", 1)[-1] if part.keys() else serialised.removeprefix(b"\r\n")
+
+
+def _body_text(part: MIMEPart) -> str:
+    return decode_bytes(_payload(part), part.get_content_charset())
+
+
+def _part(part: MIMEPart, hint: str | None, max_part_bytes: int) -> Part:
+    data = _payload(part)
+    headers = _raw_headers(part, part.get_content_charset() or hint)
+    content_id = "".join(headers.get("content-id", "").split()).strip("<>") or None
+    disposition = part.get_content_disposition()
+    keep = len(data) <= max_part_bytes
+    return Part(
+        filename=_filename(headers),
+        content_type=part.get_content_type(),
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest() if keep else "",
+        inline=disposition == "inline" or (disposition is None and content_id is not None),
+        content_id=content_id,
+        data=data if keep else b"",
+    )
+
+
+def _filename(headers: dict[str, str]) -> str | None:
+    """Content-Disposition filename, else Content-Type name (RFC 2231 and encoded-words decoded), never a path."""
+    for header, param in (("content-disposition", "filename"), ("content-type", "name")):
+        value = headers.get(header, "")
+        try:
+            name = str(policy.default.header_factory(header, value).params.get(param) or "")
+        except Exception:
+            name = ""
+        loose = re.search(rf"(?:^|;)\s*{param}\s*=\s*(?:\"([^\"]*)\"|([^;]*))", value, re.I)
+        lenient = (loose[1] or loose[2] or "").strip() if loose else ""
+        if not name or (len(lenient) > len(name) and lenient.startswith(name)):  # unquoted "a b.txt", "=?..?="
+            name = _decoded(lenient) if "=?" in lenient else lenient
+        name = "".join(ch for ch in re.split(r"[\\/]", _clean(name))[-1] if ch.isprintable()).strip()
+        if name:
+            return name
+    return None

@@ -1,0 +1,184 @@
+"""Syncing one mailbox: fetch what is new by UID/UIDL, take it in, then advance the cursor.
+
+One sync per mailbox at a time across processes (MailboxLocks). A failure turns the
+mailbox FAILING with the error (an event only when the status changes) and backs off;
+the next success turns it CONNECTED again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from prometheus_client import CollectorRegistry, Counter
+
+from adapters.imap import ImapSession
+from adapters.inbound import MAX_MESSAGE_BYTES, arrivals, too_large
+from adapters.mailserver import LoginFailed
+from adapters.pop3 import Pop3Session
+from api.bootstrap import Services
+from domain.commands.base import Conflict
+from domain.commands.intake import IntakeResult
+from domain.mailbox import Mailbox
+from domain.values import MailProtocol
+
+log = logging.getLogger("mailroom.sync")
+REGISTRY = CollectorRegistry()
+TAKEN_IN = Counter("mailroom_messages_taken_in", "Messages taken in", ["mailbox"], registry=REGISTRY)
+QUARANTINED = Counter("mailroom_messages_quarantined", "Messages quarantined", ["mailbox"], registry=REGISTRY)
+SYNC_ERRORS = Counter("mailroom_sync_errors", "Failed mailbox syncs", ["mailbox"], registry=REGISTRY)
+
+BATCH_MESSAGES = 200
+BATCH_BYTES = 32 * 1024 * 1024
+RETRY_BASE_SECONDS = 15.0
+
+
+class Busy(Exception):
+    """Another worker is syncing this mailbox right now."""
+
+
+@dataclass
+class SyncReport:
+    fetched: int = 0
+    opened: int = 0
+    quarantined: int = 0
+    position: int | None = None
+    conversation_ids: list[UUID] = field(default_factory=list)
+    error: str | None = None
+    error_code: str | None = None
+
+    def add(self, result: IntakeResult) -> None:
+        self.fetched += result.taken + result.quarantined
+        self.opened += result.opened
+        self.quarantined += result.quarantined
+        self.position = result.position or self.position
+        self.conversation_ids.extend(result.conversation_ids)
+
+
+def chunks(uids: list[int], sizes: dict[int, int]) -> Iterator[list[int]]:
+    """Batches bounded by count and bytes, so memory stays bounded whatever the mailbox holds."""
+    chunk: list[int] = []
+    total = 0
+    for uid in uids:
+        size = min(sizes.get(uid, 0), MAX_MESSAGE_BYTES)
+        if chunk and (len(chunk) >= BATCH_MESSAGES or total + size > BATCH_BYTES):
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(uid)
+        total += size
+    if chunk:
+        yield chunk
+
+
+class MailboxSync:
+    def __init__(self, services: Services, timeout: float = 30.0) -> None:
+        self.services = services
+        self.timeout = timeout
+
+    def sync(self, mailbox_id: UUID, wait: float = 0.0) -> SyncReport:
+        lease = self.services.locks.acquire(f"mailbox:{mailbox_id}", wait)
+        if lease is None:
+            raise Busy(str(mailbox_id))
+        with lease:
+            mailbox = self.services.app._find(mailbox_id)
+            if not isinstance(mailbox, Mailbox) or mailbox.deleted or not mailbox.enabled:
+                return SyncReport()
+            report = SyncReport()
+            try:
+                password = self.services.app.secrets.get(mailbox.secret_ref)
+                if mailbox.protocol is MailProtocol.IMAP:
+                    self._imap(mailbox, password, report, lease)
+                else:
+                    self._pop3(mailbox, password, report, lease)
+            except LoginFailed as exc:
+                self._failed(mailbox, f"login failed ({exc.code}): {exc.message}", exc.code, report)
+            except (OSError, EOFError, TimeoutError) as exc:
+                self._failed(mailbox, f"connection failed: {exc}", "UNREACHABLE", report)
+            except Exception as exc:  # any other failure must show, not stop the worker silently
+                log.exception("sync of %s failed", mailbox.address)
+                self._failed(mailbox, f"sync failed: {type(exc).__name__}: {exc}", "SYNC_FAILED", report)
+            else:
+                self._succeeded(mailbox)
+            label = mailbox.address
+            TAKEN_IN.labels(label).inc(report.fetched - report.quarantined)
+            QUARANTINED.labels(label).inc(report.quarantined)
+            return report
+
+    def _imap(self, mailbox: Mailbox, password: str, report: SyncReport, lease: Any) -> None:
+        state, blobs, app = self.services.sync_state, self.services.blobs, self.services.app
+        with ImapSession(mailbox.incoming, password, extra_ca_file=self.services.settings.extra_ca_file,
+                         timeout=self.timeout) as session:
+            for folder in mailbox.folders:
+                status = session.open_folder(folder)
+                known = state.folder(mailbox.id, folder)
+                last = known[1] if known is not None and known[0] == status.uidvalidity else 0
+                if known is not None and known[0] != status.uidvalidity:
+                    log.warning("%s %s: UIDVALIDITY changed; re-reading (known messages are skipped)",
+                                mailbox.address, folder)
+                uids = session.new_uids(last)
+                sizes = session.sizes(uids) if uids else {}
+                for chunk in chunks(uids, sizes):
+                    small = [u for u in chunk if sizes.get(u, 0) <= MAX_MESSAGE_BYTES]
+                    large = [u for u in chunk if sizes.get(u, 0) > MAX_MESSAGE_BYTES]
+                    raws = session.fetch(small) if small else {}
+                    source = f"imap:{folder}:{status.uidvalidity}:"
+                    batch = arrivals([(f"{source}{u}", raws[u]) for u in small if u in raws], mailbox.address, blobs)
+                    headers = session.fetch_header(large) if large else {}
+                    batch += [too_large(f"{source}{u}", sizes[u], headers.get(u, b""), blobs) for u in large]
+                    report.add(app.take_in(mailbox.id, batch))
+                    state.advance_folder(mailbox.id, folder, status.uidvalidity, max(chunk))
+                    lease.renew()
+
+    def _pop3(self, mailbox: Mailbox, password: str, report: SyncReport, lease: Any) -> None:
+        state, blobs, app = self.services.sync_state, self.services.blobs, self.services.app
+        with Pop3Session(mailbox.incoming, password, extra_ca_file=self.services.settings.extra_ca_file,
+                         timeout=self.timeout) as session:
+            seen = state.seen_uidls(mailbox.id)
+            listing = [(n, uidl, size) for n, uidl, size in session.listing() if uidl not in seen]
+            numbers = [n for n, _, _ in listing]
+            by_number = {n: (uidl, size) for n, uidl, size in listing}
+            for chunk in chunks(numbers, {n: s for n, (_, s) in by_number.items()}):
+                batch = []
+                for n in chunk:
+                    uidl, size = by_number[n]
+                    if size > MAX_MESSAGE_BYTES:
+                        batch.append(too_large(f"pop3:{uidl}", size, session.top(n, 0), blobs))
+                    else:
+                        batch += arrivals([(f"pop3:{uidl}", session.retrieve(n))], mailbox.address, blobs)
+                report.add(app.take_in(mailbox.id, batch))
+                state.mark_uidls(mailbox.id, [by_number[n][0] for n in chunk])
+                lease.renew()
+
+    def _failed(self, mailbox: Mailbox, error: str, code: str, report: SyncReport) -> None:
+        log.warning("mailbox %s: %s", mailbox.address, error)
+        SYNC_ERRORS.labels(mailbox.address).inc()
+        self.services.sync_state.failed(mailbox.id, error, RETRY_BASE_SECONDS)
+        report.error, report.error_code = error, code
+        self._set_failing(mailbox.id, error)
+
+    def _succeeded(self, mailbox: Mailbox) -> None:
+        self.services.sync_state.succeeded(mailbox.id)
+        if mailbox.failing:
+            self._set_failing(mailbox.id, None)
+
+    def _set_failing(self, mailbox_id: UUID, error: str | None) -> None:
+        """Records the status change (only a change) on the mailbox, retrying a concurrent edit."""
+        app = self.services.app
+        for _ in range(3):
+            mailbox = app._find(mailbox_id)
+            if not isinstance(mailbox, Mailbox) or mailbox.deleted:
+                return
+            if error is not None and not mailbox.failing:
+                mailbox.sync_failed(error)
+            elif error is None and mailbox.failing:
+                mailbox.sync_recovered()
+            else:
+                return
+            try:
+                app._store(mailbox)
+                return
+            except Conflict:
+                continue

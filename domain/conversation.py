@@ -1,0 +1,113 @@
+"""Conversations: an exchange with one customer, opened by an inbound message.
+
+Identities are derived, never random, so taking the same message in twice (re-poll,
+crash and restart, two workers, UIDVALIDITY reset) finds what is already there:
+- InboundKey(message key) says a message was taken in, and into which conversation;
+- a conversation's id comes from the reference of its opening message;
+- a quarantined message's id comes from its mailbox and source.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.ids import NAMESPACE
+from domain.mail import InboundMail
+
+UNROUTED = "UNROUTED"
+
+
+def conversation_id(ref: str) -> UUID:
+    return uuid5(NAMESPACE, f"conversation:{ref}")
+
+
+def message_uuid(key: str) -> UUID:
+    return uuid5(NAMESPACE, f"message:{key}")
+
+
+class Conversation(Aggregate, created_event_name="Opened"):
+    TOPIC = "mailroom:Conversation"
+
+    class Created(Aggregate.Created):
+        """Base of the creation event; only Opened is ever recorded."""
+
+        TOPIC = "mailroom:Conversation.Created"
+
+    class Opened(Created):
+        TOPIC = "mailroom:Conversation.Opened"
+        mailbox_id: UUID
+        customer_email: str
+        subject: str
+        ref: str
+
+    def __init__(self, mailbox_id: UUID, customer_email: str, subject: str, ref: str) -> None:
+        self.mailbox_id = mailbox_id
+        self.customer_email = customer_email
+        self.subject = subject
+        self.ref = ref
+        self.status = UNROUTED
+        self.message_ids: list[UUID] = []
+        self.last_message_at: datetime | None = None
+
+    @staticmethod
+    def create_id(ref: str) -> UUID:
+        return conversation_id(ref)
+
+    @event("MessageReceived", topic="mailroom:Conversation.MessageReceived")
+    def receive(self, message_id: UUID, mailbox_id: UUID, mail: InboundMail) -> None:
+        self.message_ids.append(message_id)
+        self.last_message_at = mail.date
+
+
+class InboundKey(Aggregate):
+    """One per inbound message key: taking the same message in again finds it."""
+
+    TOPIC = "mailroom:InboundKey"
+
+    class Created(Aggregate.Created):
+        TOPIC = "mailroom:InboundKey.Created"
+        key: str
+        conversation_id: UUID
+        message_id: UUID
+
+    def __init__(self, key: str, conversation_id: UUID, message_id: UUID) -> None:
+        self.key = key
+        self.conversation_id = conversation_id
+        self.message_id = message_id
+
+    @staticmethod
+    def create_id(key: str) -> UUID:
+        return uuid5(NAMESPACE, f"inbound:{key}")
+
+
+class QuarantinedMessage(Aggregate, created_event_name="Quarantined"):
+    """A message kept raw because it could not become part of a conversation."""
+
+    TOPIC = "mailroom:QuarantinedMessage"
+
+    class Created(Aggregate.Created):
+        """Base of the creation event; only Quarantined is ever recorded."""
+
+        TOPIC = "mailroom:QuarantinedMessage.Created"
+
+    class Quarantined(Created):
+        TOPIC = "mailroom:QuarantinedMessage.Quarantined"
+        mailbox_id: UUID
+        source: str
+        reason: str
+        size: int
+        raw_blob: str
+
+    def __init__(self, mailbox_id: UUID, source: str, reason: str, size: int, raw_blob: str) -> None:
+        self.mailbox_id = mailbox_id
+        self.source = source
+        self.reason = reason
+        self.size = size
+        self.raw_blob = raw_blob
+
+    @staticmethod
+    def create_id(mailbox_id: UUID, source: str) -> UUID:
+        return uuid5(NAMESPACE, f"quarantine:{mailbox_id}:{source}")

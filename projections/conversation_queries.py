@@ -1,0 +1,104 @@
+"""Queries over conversations, messages and quarantine; and a conversation as it stood
+at a past moment, rebuilt from its own events with the same view code."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+
+from adapters.database import Database, Row
+from projections import conversations as c
+from projections.tables import Rows
+
+
+@dataclass(frozen=True)
+class ConversationFilter:
+    status: str | None = None
+    assignee_id: str | None = None
+    mailbox_id: str | None = None
+    customer_email: str | None = None
+
+
+def encode_cursor(sort_key: str) -> str:
+    return base64.urlsafe_b64encode(sort_key.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> str | None:
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+class ConversationQueries:
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    def _where(self, f: ConversationFilter) -> tuple[list[str], list[Any]]:
+        clauses, params = [], []
+        for column, value in (("status", f.status), ("assignee_id", f.assignee_id),
+                              ("mailbox_id", f.mailbox_id), ("customer_email", f.customer_email)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        return clauses, params
+
+    def page(self, f: ConversationFilter, first: int, after: str | None) -> tuple[list[Row], bool, int]:
+        """Newest first; keyset pagination on (created_at, id): stable while new mail arrives."""
+        clauses, params = self._where(f)
+        total = self.db.query(f"SELECT COUNT(*) AS n FROM {c.CONVERSATIONS.name}"
+                              + (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params)[0]["n"]
+        if after is not None:
+            clauses.append("sort_key < ?")
+            params.append(after)
+        sql = (f"SELECT * FROM {c.CONVERSATIONS.name}" + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
+               + " ORDER BY sort_key DESC LIMIT ?")
+        rows = self.db.query(sql, [*params, first + 1])
+        return rows[:first], len(rows) > first, int(total)
+
+    def conversation(self, conversation_id: UUID | str) -> Row | None:
+        rows = self.db.query(f"SELECT * FROM {c.CONVERSATIONS.name} WHERE id = ?", (str(conversation_id),))
+        return rows[0] if rows else None
+
+    def messages(self, conversation_id: UUID | str) -> list[Row]:
+        return self.db.query(f"SELECT * FROM {c.MESSAGES.name} WHERE conversation_id = ? ORDER BY seq",
+                             (str(conversation_id),))
+
+    def message(self, message_id: UUID | str) -> Row | None:
+        rows = self.db.query(f"SELECT * FROM {c.MESSAGES.name} WHERE id = ?", (str(message_id),))
+        return rows[0] if rows else None
+
+    def quarantine(self, mailbox_id: UUID | str | None) -> list[Row]:
+        if mailbox_id is None:
+            return self.db.query(f"SELECT * FROM {c.QUARANTINE.name} ORDER BY received_at DESC, id")
+        return self.db.query(f"SELECT * FROM {c.QUARANTINE.name} WHERE mailbox_id = ? ORDER BY received_at DESC, id",
+                             (str(mailbox_id),))
+
+    def quarantined(self, quarantine_id: UUID | str) -> Row | None:
+        rows = self.db.query(f"SELECT * FROM {c.QUARANTINE.name} WHERE id = ?", (str(quarantine_id),))
+        return rows[0] if rows else None
+
+    def quarantined_count(self, mailbox_id: UUID | str) -> int:
+        rows = self.db.query(f"SELECT COUNT(*) AS n FROM {c.QUARANTINE.name} WHERE mailbox_id = ?",
+                             (str(mailbox_id),))
+        return int(rows[0]["n"])
+
+
+def as_of(app: Application[Any], conversation_id: UUID, moment: datetime) -> tuple[Row, list[Row]] | None:
+    """The conversation and its messages from its events up to `moment` (None: not yet opened)."""
+    view = c.Conversations()
+    rows = Rows(tx=None, fresh=True)  # type: ignore[arg-type]  # a fresh unit of work never reads
+    events: Any = app.repository.event_store.get(conversation_id)
+    for event in events:
+        if event.timestamp > moment:
+            break
+        view.apply(event, rows)
+    conversations = rows.cached(c.CONVERSATIONS)
+    if not conversations:
+        return None
+    return conversations[0], sorted(rows.cached(c.MESSAGES), key=lambda m: m["seq"])

@@ -1,0 +1,76 @@
+"""Conversations, their messages, and quarantined mail: the workspace's read models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.mail import InboundMail
+from projections.tables import Rows, Table
+from projections.view import Handler, View, to_json
+
+T, B = "TEXT", "BIGINT"
+
+CONVERSATIONS = Table("rm_conversations", {
+    "id": T, "ref": T, "mailbox_id": T, "subject": T, "customer_email": T, "status": T,
+    "assignee_id": T, "rule_id": T, "group_ids": T, "created_at": T, "last_message_at": T,
+    "message_count": B, "sort_key": T}, ("id",),
+    (("sort_key",), ("status", "sort_key"), ("mailbox_id", "sort_key"), ("customer_email", "sort_key"),
+     ("assignee_id", "sort_key")))
+MESSAGES = Table("rm_messages", {
+    "id": T, "conversation_id": T, "seq": B, "direction": T, "message_id": T, "mailbox_id": T,
+    "from_address": T, "from_name": T, "to_addresses": T, "cc_addresses": T, "subject": T, "date": T,
+    "text": T, "html_blob": T, "attachments": T, "markers": T, "delivery_status": T, "raw_blob": T,
+    "size": B, "source": T, "received_at": T}, ("id",), (("conversation_id", "seq"),))
+QUARANTINE = Table("rm_quarantine", {
+    "id": T, "mailbox_id": T, "source": T, "reason": T, "size": B, "raw_blob": T, "received_at": T},
+    ("id",), (("mailbox_id", "received_at"),))
+
+
+def _id(event: Any) -> str:
+    return str(event.originator_id)
+
+
+def _at(event: Any) -> str:
+    return str(event.timestamp.isoformat())
+
+
+def opened(e: Any, rows: Rows) -> None:
+    created = _at(e)
+    rows.put(CONVERSATIONS, {
+        "id": _id(e), "ref": e.ref, "mailbox_id": str(e.mailbox_id), "subject": e.subject,
+        "customer_email": e.customer_email, "status": "UNROUTED", "group_ids": "[]",
+        "created_at": created, "last_message_at": created, "message_count": 0,
+        "sort_key": f"{created}|{_id(e)}"})
+
+
+def message_received(e: Any, rows: Rows) -> None:
+    mail: InboundMail = e.mail
+    conversation = rows.get(CONVERSATIONS, _id(e))
+    assert conversation is not None
+    seq = int(conversation["message_count"])
+    rows.put(MESSAGES, {
+        "id": str(e.message_id), "conversation_id": _id(e), "seq": seq, "direction": "INBOUND",
+        "message_id": mail.message_id, "mailbox_id": str(e.mailbox_id), "from_address": mail.from_address,
+        "from_name": mail.from_name, "to_addresses": to_json(mail.to), "cc_addresses": to_json(mail.cc),
+        "subject": mail.subject, "date": mail.date.isoformat(), "text": mail.text, "html_blob": mail.html_blob,
+        "attachments": to_json(mail.attachments), "markers": to_json(mail.markers),
+        "delivery_status": "RECEIVED", "raw_blob": mail.raw_blob, "size": mail.size, "source": mail.source,
+        "received_at": _at(e)})
+    rows.update(CONVERSATIONS, _id(e), message_count=seq + 1,
+                last_message_at=max(conversation["last_message_at"], _at(e)))
+
+
+def quarantined(e: Any, rows: Rows) -> None:
+    rows.put(QUARANTINE, {
+        "id": _id(e), "mailbox_id": str(e.mailbox_id), "source": e.source, "reason": e.reason,
+        "size": e.size, "raw_blob": e.raw_blob, "received_at": _at(e)})
+
+
+class Conversations(View):
+    name = "conversations"
+    tables = (CONVERSATIONS, MESSAGES, QUARANTINE)
+    handlers: dict[str, Handler] = {
+        "mailroom:Conversation.Opened": opened,
+        "mailroom:Conversation.MessageReceived": message_received,
+        "mailroom:QuarantinedMessage.Quarantined": quarantined,
+    }

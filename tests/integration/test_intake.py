@@ -1,0 +1,73 @@
+"""Intake against the real Dovecot: every message once, threaded, quarantined when it must be."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from adapters.settings import load_settings
+from api.bootstrap import Services, real_login
+from api.sync import MailboxSync
+from domain.values import MailProtocol
+from projections.conversation_queries import ConversationFilter
+from tests.dovecot import Dovecot
+from tests.integration.intake_support import bind, mail
+
+
+@pytest.fixture
+def services(make_services: Callable[..., Services]) -> Services:
+    """Services whose mailbox logins go to the real server."""
+    return make_services(verify_login=real_login(load_settings()))
+
+
+def test_imap_messages_become_conversations_once(services: Services, dovecot: Dovecot) -> None:
+    mailbox_id, user = bind(services, dovecot)
+    first = mail(subject="Invoice missing", message_id="<a1@customer.example>")
+    dovecot.append(user, first)
+    dovecot.append(user, mail(subject="Re: Invoice missing", in_reply_to="<a1@customer.example>"))
+    dovecot.append(user, mail(subject="Another thing", sender="dave@other.example"))
+
+    report = MailboxSync(services).sync(mailbox_id)
+    assert (report.fetched, report.opened, report.error) == (3, 2, None)
+    services.projections.wait_for(report.position)
+    rows, _, total = services.conversations.page(ConversationFilter(), 10, None)
+    assert total == 2
+    by_subject = {r["subject"]: r for r in rows}
+    assert by_subject["Invoice missing"]["message_count"] == 2
+    assert by_subject["Another thing"]["customer_email"] == "dave@other.example"
+
+    again = MailboxSync(services).sync(mailbox_id)
+    assert (again.fetched, again.opened) == (0, 0)
+
+
+def test_pop3_messages_become_conversations_once(services: Services, dovecot: Dovecot) -> None:
+    mailbox_id, user = bind(services, dovecot, MailProtocol.POP3)
+    for i in range(3):
+        dovecot.append(user, mail(subject=f"Question {i}"))
+    report = MailboxSync(services).sync(mailbox_id)
+    assert (report.fetched, report.opened, report.error) == (3, 3, None)
+    assert MailboxSync(services).sync(mailbox_id).fetched == 0
+
+
+def test_unparseable_mail_is_quarantined_and_sync_goes_on(services: Services, dovecot: Dovecot) -> None:
+    mailbox_id, user = bind(services, dovecot)
+    dovecot.append(user, b"Subject: no sender at all\r\n\r\nbody\r\n")
+    dovecot.append(user, mail(subject="Fine"))
+    report = MailboxSync(services).sync(mailbox_id)
+    assert (report.fetched, report.opened, report.quarantined) == (2, 1, 1)
+    services.projections.wait_for(report.position)
+    [quarantined] = services.conversations.quarantine(mailbox_id)
+    assert "sender" in quarantined["reason"]
+    assert services.blobs.get(quarantined["raw_blob"]) is not None
+
+
+def test_one_mail_to_two_bound_mailboxes_is_one_conversation(services: Services, dovecot: Dovecot) -> None:
+    first_id, first_user = bind(services, dovecot)
+    second_id, second_user = bind(services, dovecot)
+    shared = mail(subject="To and Cc", message_id="<shared-1@customer.example>")
+    dovecot.append(first_user, shared)
+    dovecot.append(second_user, shared)
+    assert MailboxSync(services).sync(first_id).opened == 1
+    report = MailboxSync(services).sync(second_id)
+    assert (report.fetched, report.opened) == (0, 0)
