@@ -56,6 +56,8 @@ class UpdateMailboxInput:
     incoming: ServerSettingsInput | None = strawberry.UNSET
     outgoing: ServerSettingsInput | None = strawberry.UNSET
     enabled: bool | None = strawberry.UNSET
+    folders: list[str] | None = strawberry.field(
+        default=strawberry.UNSET, description="IMAP folders to take mail in from (default INBOX).")
 
 
 @strawberry.input

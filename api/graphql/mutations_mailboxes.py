@@ -113,7 +113,8 @@ class MailboxMutations:
             protocol=keep_unless_given(input.protocol),
             incoming=incoming if incoming is KEEP else incoming.to_domain(),
             outgoing=outgoing.to_domain() if isinstance(outgoing, ServerSettingsInput) else outgoing,
-            enabled=keep_unless_given(input.enabled)))
+            enabled=keep_unless_given(input.enabled),
+            folders=keep_unless_given(input.folders)))
         return MailboxPayload(mailbox=await mailbox_of(info, written.id) if written else None, user_errors=errors)
 
     @strawberry.mutation

@@ -16,6 +16,7 @@ from domain.values import MailProtocol, ServerSettings
 
 ADDRESS_CLAIM = "mailbox-address"
 POP3_PORTS = (110, 995)
+MAX_FOLDERS = 20
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,13 @@ class MailboxCommands(Base):
         incoming: ServerSettings | Keep = KEEP,
         outgoing: ServerSettings | Keep | None = KEEP,
         enabled: bool | Keep = KEEP,
+        folders: list[str] | Keep = KEEP,
     ) -> Written:
         mailbox = self._load(Mailbox, mailbox_id, ("input", "id"), "mailbox")
         errors = Collector()
+        if not isinstance(folders, Keep):
+            folders = list(dict.fromkeys(f.strip() for f in folders))
+            check_folders(errors, ("input", "folders"), folders)
         new_name = mailbox.display_name if isinstance(display_name, Keep) else display_name.strip()
         check_name(errors, ("input", "displayName"), new_name)
         new_protocol = mailbox.protocol if isinstance(protocol, Keep) else protocol
@@ -141,6 +146,8 @@ class MailboxCommands(Base):
             mailbox.change_settings(new_name, new_protocol, new_in, new_out)
         if isinstance(password, str):
             mailbox.change_password(self.secrets.put(password))
+        if not isinstance(folders, Keep) and folders != mailbox.folders:
+            mailbox.change_folders(folders)
         if enabled is False and mailbox.enabled:
             mailbox.disable()
         elif enabled is True and not mailbox.enabled:
@@ -171,6 +178,16 @@ class MailboxCommands(Base):
             claim.release()
             return Written(mailbox.id, self._store(mailbox, claim))
         return Written(mailbox.id, self._store(mailbox))
+
+
+def check_folders(errors: Collector, field: tuple[str, ...], folders: list[str]) -> None:
+    if not folders:
+        errors.add(field, "take in at least one folder (e.g. INBOX)")
+    if len(folders) > MAX_FOLDERS:
+        errors.add(field, f"at most {MAX_FOLDERS} folders")
+    for i, name in enumerate(folders):
+        if not name or len(name) > 255 or any(ch in name for ch in "\r\n\x00*%"):
+            errors.add((*field, str(i)), f"{name!r} is not a folder name")
 
 
 def check_subject_template(errors: Collector, field: tuple[str, ...], template: str) -> None:

@@ -71,3 +71,29 @@ def test_one_mail_to_two_bound_mailboxes_is_one_conversation(services: Services,
     assert MailboxSync(services).sync(first_id).opened == 1
     report = MailboxSync(services).sync(second_id)
     assert (report.fetched, report.opened) == (0, 0)
+
+
+def test_configured_folders_are_taken_in_and_bad_names_refused(services: Services, dovecot: Dovecot) -> None:
+    from domain.errors import Rejected
+
+    mailbox_id, user = bind(services, dovecot)
+    dovecot.append(user, mail(subject="In the inbox"))
+    dovecot.append(user, mail(subject="Filed by a server rule"), folder="Support")
+    assert MailboxSync(services).sync(mailbox_id).fetched == 1  # INBOX only by default
+
+    services.app.update_mailbox(mailbox_id, folders=["INBOX", "Support"])
+    report = MailboxSync(services).sync(mailbox_id)
+    assert (report.fetched, report.error) == (1, None)
+    try:
+        services.app.update_mailbox(mailbox_id, folders=[])
+    except Rejected as rejected:
+        assert rejected.problems[0].field == ("input", "folders")
+    else:
+        raise AssertionError("an empty folder list must be refused")
+
+
+def test_missing_folder_turns_the_mailbox_failing_with_its_name(services: Services, dovecot: Dovecot) -> None:
+    mailbox_id, _ = bind(services, dovecot)
+    services.app.update_mailbox(mailbox_id, folders=["INBOX", "No Such Folder"])
+    report = MailboxSync(services).sync(mailbox_id)
+    assert report.error is not None and "No Such Folder" in report.error
