@@ -67,7 +67,8 @@ class Message:
 
     @strawberry.field
     def message_id(self) -> str:
-        return str(self.row["message_id"])
+        """In its RFC 5322 form, with angle brackets."""
+        return f"<{self.row['message_id']}>"
 
     @strawberry.field(name="from")
     def from_(self) -> str:
