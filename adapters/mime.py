@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.generator import BytesGenerator
-from email.headerregistry import HeaderRegistry
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from io import BytesIO
 from itertools import islice
-from typing import cast
+from typing import Any, cast
 
 from adapters.html import html_to_text, sanitize_html
 
@@ -41,7 +41,39 @@ _UTF8_SUSPECTS = {"us-ascii", "ascii", "iso-8859-1", "iso8859-1", "latin1", "lat
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _ENCODED_WORD_CHARSET = re.compile(r"=\?([^?*\s]+)(?=[*?])")
 _BOUNDARY = re.compile(r"\bboundary\s*=\s*(?:\"([^\"]+)\"|([^\s;\"]+))", re.I)
-_UNSTRUCTURED = HeaderRegistry(use_default_map=False)  # decodes encoded-words, parses nothing else
+
+
+class _Headers(HeaderRegistry):
+    """A header factory that builds each header class once: the stdlib's makes a new class per header."""
+
+    _classes: dict[tuple[type, type], type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        cls = self.registry.get(name.lower(), self.default_class)
+        made = self._classes.get((cls, self.base_class))
+        if made is None:
+            made = self._classes[(cls, self.base_class)] = type("_" + cls.__name__, (cls, self.base_class), {})
+        return made
+
+
+class _MessageHeaders(_Headers):
+    """One per parsed message: policy.default parses a header again on every get() (get_content_type() alone
+    runs about 20 times per message), so each (name, value) is parsed once. Header objects are immutable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[tuple[str, str], BaseHeader] = {}
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        key = (name, value)
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__call__(name, value)
+        return made
+
+
+_UNSTRUCTURED = _Headers(use_default_map=False)  # decodes encoded-words, parses nothing else
+_FACTORY = _Headers()  # for the address and parameter parsers below
 _SERIALISE = policy.default.clone(linesep="\r\n", refold_source="none")
 
 
@@ -143,6 +175,8 @@ def _raw_headers(part: MIMEPart, hint: str | None) -> dict[str, str]:
 
 
 def _decoded(value: str) -> str:
+    if "=?" not in value:  # no encoded-words: the header parser would hand back the same text
+        return _clean(value)
     try:
         return _clean(str(_UNSTRUCTURED("x-any", value)))
     except Exception:  # a value the header parser chokes on is kept as it came
@@ -153,7 +187,7 @@ def parse_mail(raw: bytes, *, max_part_bytes: int = 25 * 1024 * 1024, max_parts:
     if not raw.strip():
         raise Unparseable("the message is empty")
     try:
-        message = BytesParser(policy=policy.default).parsebytes(raw)
+        message = BytesParser(policy=policy.default.clone(header_factory=_MessageHeaders())).parsebytes(raw)
         if not message.keys():
             raise Unparseable("no header section: the data does not start with mail headers")
         return _parse(message, max_part_bytes, max_parts)
@@ -238,7 +272,8 @@ def _addresses(headers: dict[str, str], name: str) -> list[tuple[str, str | None
     if not value:
         return []
     try:
-        parsed = [(a.addr_spec, a.display_name) for a in policy.default.header_factory(name, value).addresses]
+        header: Any = _FACTORY(name, value)
+        parsed = [(a.addr_spec, a.display_name) for a in header.addresses]
     except Exception:
         parsed = []
     found = [(_clean(a).lower(), _clean(n) or None) for a, n in parsed if _usable(a)]
@@ -332,7 +367,8 @@ def _filename(headers: dict[str, str]) -> str | None:
     for header, param in (("content-disposition", "filename"), ("content-type", "name")):
         value = headers.get(header, "")
         try:
-            name = str(policy.default.header_factory(header, value).params.get(param) or "")
+            parsed_header: Any = _FACTORY(header, value)
+            name = str(parsed_header.params.get(param) or "")
         except Exception:
             name = ""
         loose = re.search(rf"(?:^|;)\s*{param}\s*=\s*(?:\"([^\"]*)\"|([^;]*))", value, re.I)

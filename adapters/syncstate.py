@@ -89,6 +89,11 @@ class SyncState:
         self._put_health(mailbox_id, new)
         return new
 
+    def retry_now(self, mailbox_id: UUID) -> None:
+        """After an admin fixed the settings: try again at once, not after the backoff."""
+        with self.db.transaction() as tx:
+            tx.execute(f"UPDATE {HEALTH} SET next_attempt_at = 0 WHERE mailbox_id = ?", (str(mailbox_id),))
+
     def forget(self, mailbox_id: UUID) -> None:
         with self.db.transaction() as tx:
             for table in (FOLDERS, UIDLS, HEALTH):

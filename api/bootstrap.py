@@ -10,6 +10,7 @@ from typing import Any
 from adapters import mailserver
 from adapters.blobs import BlobStore
 from adapters.database import Database
+from adapters.event_index import StoredEventIndex
 from adapters.locks import MailboxLocks, PostgresLocks, SqliteLocks
 from adapters.secrets import EncryptedSecretStore, key_file_secret
 from adapters.settings import Settings, parse_database_url
@@ -67,6 +68,7 @@ def bootstrap(settings: Settings, verify_login: LoginVerifier | None = None) -> 
     app.secrets = EncryptedSecretStore(database, secret)
     app.verify_login = verify_login or real_login(settings)
     app.references = directory
+    app.event_index = StoredEventIndex(database, app.recorder.events_table_name)  # type: ignore[attr-defined]
     app.admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     projections = Projections(app, database, [DirectoryView(), ConversationsView()])
     projections.create_tables()

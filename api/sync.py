@@ -31,7 +31,7 @@ TAKEN_IN = Counter("mailroom_messages_taken_in", "Messages taken in", ["mailbox"
 QUARANTINED = Counter("mailroom_messages_quarantined", "Messages quarantined", ["mailbox"], registry=REGISTRY)
 SYNC_ERRORS = Counter("mailroom_sync_errors", "Failed mailbox syncs", ["mailbox"], registry=REGISTRY)
 
-BATCH_MESSAGES = 200
+BATCH_MESSAGES = 500
 BATCH_BYTES = 32 * 1024 * 1024
 RETRY_BASE_SECONDS = 15.0
 
@@ -127,7 +127,8 @@ class MailboxSync:
                     source = f"imap:{folder}:{status.uidvalidity}:"
                     batch = arrivals([(f"{source}{u}", raws[u]) for u in small if u in raws], mailbox.address, blobs)
                     headers = session.fetch_header(large) if large else {}
-                    batch += [too_large(f"{source}{u}", sizes[u], headers.get(u, b""), blobs) for u in large]
+                    # Like `raws`, `headers` lacks messages expunged meanwhile: those are gone, not quarantined.
+                    batch += [too_large(f"{source}{u}", sizes[u], headers[u], blobs) for u in large if u in headers]
                     report.add(app.take_in(mailbox.id, batch))
                     state.advance_folder(mailbox.id, folder, status.uidvalidity, max(chunk))
                     lease.renew()

@@ -4,7 +4,7 @@ Identities are derived, never random, so taking the same message in twice (re-po
 crash and restart, two workers, UIDVALIDITY reset) finds what is already there:
 - InboundKey(message key) says a message was taken in, and into which conversation;
 - a conversation's id comes from the reference of its opening message;
-- a quarantined message's id comes from its mailbox and source.
+- a quarantined message's id comes from its mailbox and its raw content.
 """
 
 from __future__ import annotations
@@ -109,5 +109,7 @@ class QuarantinedMessage(Aggregate, created_event_name="Quarantined"):
         self.raw_blob = raw_blob
 
     @staticmethod
-    def create_id(mailbox_id: UUID, source: str) -> UUID:
-        return uuid5(NAMESPACE, f"quarantine:{mailbox_id}:{source}")
+    def create_id(mailbox_id: UUID, raw_blob: str) -> UUID:
+        # By content, not by source: after a UIDVALIDITY reset the same message comes back
+        # under a new source, and must not be quarantined twice.
+        return uuid5(NAMESPACE, f"quarantine:{mailbox_id}:{raw_blob}")

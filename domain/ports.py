@@ -40,3 +40,10 @@ class References(ABC):
 
     @abstractmethod
     def rules_using_group(self, group_id: UUID) -> list[str]: ...
+
+
+class EventIndex(ABC):
+    """Answers from the event store in bulk which aggregates exist."""
+
+    @abstractmethod
+    def existing(self, ids: set[UUID]) -> set[UUID]: ...

@@ -115,6 +115,8 @@ class MailboxMutations:
             outgoing=outgoing.to_domain() if isinstance(outgoing, ServerSettingsInput) else outgoing,
             enabled=keep_unless_given(input.enabled),
             folders=keep_unless_given(input.folders)))
+        if written is not None:  # new settings or password: the next background sync need not wait
+            await blocking(services(info).sync_state.retry_now, written.id)
         return MailboxPayload(mailbox=await mailbox_of(info, written.id) if written else None, user_errors=errors)
 
     @strawberry.mutation

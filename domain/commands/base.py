@@ -13,7 +13,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoder
 
 from domain.errors import Problem, Rejected, not_found
-from domain.ports import LoginVerifier, References, SecretStore
+from domain.ports import EventIndex, LoginVerifier, References, SecretStore
 from domain.transcodings import register_all
 
 A = TypeVar("A", bound=Aggregate)
@@ -67,6 +67,7 @@ class Base(Application[UUID]):
         self.secrets: SecretStore = secrets  # type: ignore[assignment]
         self.verify_login: LoginVerifier = verify_login  # type: ignore[assignment]
         self.references: References = references  # type: ignore[assignment]
+        self.event_index: EventIndex | None = None
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = super().construct_transcoder()
@@ -89,6 +90,11 @@ class Base(Application[UUID]):
             return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
+
+    def known_ids(self, ids: set[UUID]) -> set[UUID]:
+        """Which of `ids` have aggregates. May answer more than exist (each is then looked up):
+        without an index port, it answers all of them."""
+        return ids if self.event_index is None else self.event_index.existing(ids)
 
     def _store(self, *aggregates: Aggregate) -> int | None:
         """Saves atomically; a concurrent writer's prior change surfaces as Conflict."""

@@ -4,10 +4,17 @@ A batch is saved with one save() (one transaction): the store refuses a second
 InboundKey or Conversation for the same derived id, so two workers racing on the
 same messages cannot both record them; the loser retries message by message and
 finds them taken.
+
+A message is known by its Message-ID. A later message under a known Message-ID is the
+same mail again (nothing new) when its raw bytes, or what its sender wrote (all but the
+header fields servers add on the way), are the same; otherwise it is a different mail that
+reuses the Message-ID, and it is taken in under a key of its own, never dropped.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -51,16 +58,19 @@ class IntakeResult:
 class _Batch:
     """What one batch has looked up or created, so messages of the same batch see each other."""
 
-    def __init__(self, app: Base) -> None:
+    def __init__(self, app: Base, absent: frozenset[UUID] = frozenset()) -> None:
         self.app = app
+        self.absent = absent  # InboundKey ids known not to exist: no lookup needed
         self.keys: dict[str, InboundKey | None] = {}
         self.conversations: dict[UUID, Conversation | None] = {}
         self.new: list[Aggregate] = []
         self.touched: dict[UUID, Conversation] = {}
+        self.mails: dict[UUID, InboundMail] = {}  # message id -> mail, for those taken in by this batch
 
     def key(self, key: str) -> InboundKey | None:
         if key not in self.keys:
-            self.keys[key] = self.app._find(InboundKey.create_id(key))
+            key_id = InboundKey.create_id(key)
+            self.keys[key] = None if key_id in self.absent else self.app._find(key_id)
         return self.keys[key]
 
     def conversation(self, conversation_id: UUID) -> Conversation | None:
@@ -68,6 +78,17 @@ class _Batch:
             found = self.app._find(conversation_id)
             self.conversations[conversation_id] = found if isinstance(found, Conversation) else None
         return self.conversations[conversation_id]
+
+    def mail(self, known: InboundKey) -> InboundMail | None:
+        """The mail that was taken in under `known` (read from its conversation's events)."""
+        if known.message_id in self.mails:
+            return self.mails[known.message_id]
+        for event in self.app.repository.event_store.get(known.conversation_id):
+            if getattr(event, "message_id", None) == known.message_id and hasattr(event, "mail"):
+                found: InboundMail = event.mail
+                self.mails[known.message_id] = found
+                return found
+        return None
 
     def thread(self, mail: InboundMail) -> Conversation | None:
         """DESIGN 4.1: a known Message-ID in In-Reply-To or References (nearest first), else a
@@ -100,12 +121,18 @@ class IntakeCommands(Base):
             return result
 
     def _take_in(self, mailbox_id: UUID, arrivals: list[Arrival]) -> IntakeResult:
-        batch = _Batch(self)
+        # One query for which keys exist, instead of a lookup per message and reference.
+        candidates = {
+            InboundKey.create_id(message_key(normalise_message_id(m)))
+            for a in arrivals if a.mail is not None
+            for m in (a.mail.message_id, *a.mail.in_reply_to, *a.mail.references)
+        }
+        batch = _Batch(self, frozenset(candidates - self.known_ids(candidates)))
         result = IntakeResult()
         quarantined: set[UUID] = set()
         for arrival in arrivals:
             if arrival.mail is None:
-                qid = QuarantinedMessage.create_id(mailbox_id, arrival.source)
+                qid = QuarantinedMessage.create_id(mailbox_id, arrival.raw_blob)
                 if qid in quarantined or self._find(qid) is not None:
                     result.duplicates += 1
                     continue
@@ -123,9 +150,18 @@ class IntakeCommands(Base):
 
     def _take_one(self, batch: _Batch, result: IntakeResult, mailbox_id: UUID, mail: InboundMail) -> None:
         key = message_key(mail.message_id)
-        if batch.key(key) is not None:
-            result.duplicates += 1  # taken in before, or by another of our mailboxes (To + Cc)
-            return
+        known = batch.key(key)
+        if known is not None:
+            earlier = batch.mail(known)
+            if earlier is None or same_message(earlier, mail):
+                result.duplicates += 1  # taken in before, or by another of our mailboxes (To + Cc)
+                return
+            # A different mail under a Message-ID already taken in (some senders reuse them):
+            # never dropped, it gets a key of its own, derived from what it says.
+            key = f"{key}#{written_digest(mail)}"
+            if batch.key(key) is not None:
+                result.duplicates += 1
+                return
         conversation = batch.thread(mail)
         if conversation is None:
             ref = conversation_ref(key)
@@ -138,5 +174,34 @@ class IntakeCommands(Base):
         batch.touched[conversation.id] = conversation
         inbound = InboundKey(key=key, conversation_id=conversation.id, message_id=message_id)
         batch.keys[key] = inbound
+        batch.mails[message_id] = mail
         batch.new.append(inbound)
         result.taken += 1
+
+
+# Header fields that servers add or rewrite on the way (per delivery, per recipient): two
+# copies of one mail differ in these, so they do not make two mails different.
+_TRANSIT = frozenset({
+    "received", "return-path", "delivered-to", "x-original-to", "envelope-to", "x-delivered-to", "x-received",
+    "authentication-results", "received-spf", "status", "x-status", "x-uid", "x-keywords", "lines",
+    "content-length", "x-uidl"})
+_TRANSIT_PREFIXES = ("x-envelope-", "arc-", "x-spam", "x-virus", "x-ms-exchange-", "x-forefront-",
+                     "x-microsoft-antispam", "x-mozilla-", "x-original-", "x-gm-")
+
+
+def _written(mail: InboundMail) -> list[Any]:
+    """What the sender wrote: the header fields (without transit ones), text, HTML, attachments."""
+    headers = sorted((name, value) for name, value in mail.headers.items()
+                     if name not in _TRANSIT and not name.startswith(_TRANSIT_PREFIXES))
+    attachments = [[a.filename, a.content_type, a.size, a.blob, a.inline, a.content_id] for a in mail.attachments]
+    return [headers, mail.text, mail.html_blob, attachments]
+
+
+def written_digest(mail: InboundMail) -> str:
+    return hashlib.sha256(json.dumps(_written(mail)).encode()).hexdigest()[:32]
+
+
+def same_message(a: InboundMail, b: InboundMail) -> bool:
+    """The same mail again (served again, moved, or delivered to two of our mailboxes), not a
+    different one that reuses its Message-ID."""
+    return a.raw_blob == b.raw_blob or _written(a) == _written(b)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import base64
 import os
+import poplib
 import re
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from imapclient import IMAPClient
 from api.bootstrap import Services
 from domain.values import MailProtocol, ServerSettings, TransportSecurity
 from projections import rebuild
-from tests.dovecot import Dovecot
+from tests.dovecot import Dovecot, LoopbackProxy
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
 NOT_MAIL = {"SOURCES.md", "INVENTORY.tsv", ".gitattributes"}
@@ -38,12 +39,13 @@ def new_user(dovecot: Dovecot, password: str = PASSWORD) -> str:
 
 
 def bind_at(services: Services, dovecot: Dovecot, user: str, *, port: int | None = None,
-            protocol: MailProtocol = MailProtocol.IMAP, password: str = PASSWORD) -> uuid.UUID:
+            protocol: MailProtocol = MailProtocol.IMAP, password: str = PASSWORD,
+            address: str | None = None) -> uuid.UUID:
     """Binds `user`'s mailbox (plain transport on loopback), optionally through another port."""
     if port is None:
         port = dovecot.imap_port if protocol is MailProtocol.IMAP else dovecot.pop3_port
     written, _ = services.app.bind_mailbox(
-        f"{user}@example.com", password, None, protocol,
+        address or f"{user}@example.com", password, None, protocol,
         ServerSettings(dovecot.host, port, TransportSecurity.NONE, user))
     services.projections.wait_for(written.position)
     return written.id
@@ -74,10 +76,40 @@ def served(dovecot: Dovecot, user: str, password: str = PASSWORD, folder: str = 
     try:
         client.login(user, password)
         client.select_folder(folder, readonly=True)
-        fetched = client.fetch("1:*", ["BODY.PEEK[]"])
+        fetched = client.fetch(client.search("ALL"), ["BODY.PEEK[]"])
         return {int(uid): bytes(data[b"BODY[]"]) for uid, data in fetched.items()}
     finally:
         client.logout()
+
+
+class _LongLinePOP3(poplib.POP3):
+    """poplib refuses lines over 2048 bytes; the corpus has a 200 kB header line."""
+
+    def _getline(self) -> tuple[bytes, int]:
+        line = self.file.readline()
+        if not line:
+            raise poplib.error_proto("-ERR EOF")
+        octets = len(line)
+        if line[-2:] == b"\r\n":
+            return line[:-2], octets
+        if line[:1] == b"\r":
+            return line[1:-1], octets
+        return line[:-1], octets
+
+
+def served_pop3(dovecot: Dovecot, user: str, password: str = PASSWORD) -> dict[str, bytes]:
+    """UIDL -> the message bytes as RETR serves them (every line ended with CRLF; NUL kept)."""
+    conn = _LongLinePOP3(dovecot.host, dovecot.pop3_port, timeout=60)
+    try:
+        conn.user(user)
+        conn.pass_(password)
+        out = {}
+        for line in conn.uidl()[1]:
+            number, uidl = line.split()
+            out[uidl.decode()] = b"".join(part + b"\r\n" for part in conn.retr(int(number))[1])
+        return out
+    finally:
+        conn.quit()
 
 
 def uidvalidity(dovecot: Dovecot, user: str, password: str = PASSWORD, folder: str = "INBOX") -> int:
@@ -87,6 +119,14 @@ def uidvalidity(dovecot: Dovecot, user: str, password: str = PASSWORD, folder: s
         return int(client.select_folder(folder, readonly=True)[b"UIDVALIDITY"])
     finally:
         client.logout()
+
+
+class Proxy(LoopbackProxy):
+    """LoopbackProxy that can also be thawed after `freeze()`."""
+
+    def thaw(self) -> None:
+        self.cut()  # the frozen connections have lost data: drop them
+        self._frozen.clear()
 
 
 # ----------------------------------------------------------------- the event log and the views
