@@ -16,6 +16,16 @@ def blob_key(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def compress_all(blobs: Iterable[bytes]) -> list[tuple[str, int, bytes]]:
+    """(key, size, compressed) for each distinct blob: CPU work that may run in another process."""
+    rows: dict[str, tuple[str, int, bytes]] = {}
+    for data in blobs:
+        key = blob_key(data)
+        if key not in rows:
+            rows[key] = (key, len(data), zlib.compress(data, 1))
+    return list(rows.values())
+
+
 class BlobStore:
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -27,20 +37,18 @@ class BlobStore:
 
     def put_many(self, blobs: Iterable[bytes]) -> list[str]:
         """Stores each blob (compressed) unless present; returns their keys in order."""
-        keys: list[str] = []
-        rows: dict[str, tuple[str, int, bytes]] = {}
-        for data in blobs:
-            key = blob_key(data)
-            keys.append(key)
-            if key not in rows:
-                rows[key] = (key, len(data), zlib.compress(data, 1))
+        blobs = list(blobs)
+        self.put_rows(compress_all(blobs))
+        return [blob_key(data) for data in blobs]
+
+    def put_rows(self, rows: list[tuple[str, int, bytes]]) -> None:
+        """Stores rows made by compress_all (a blob already present is left as it is)."""
         if rows:
             with self.database.transaction() as tx:
                 tx.executemany(
                     f"INSERT INTO {TABLE} (sha256, size, data) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
-                    list(rows.values()),
+                    rows,
                 )
-        return keys
 
     def put(self, data: bytes) -> str:
         return self.put_many([data])[0]

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 
-from adapters.blobs import BlobStore, blob_key
+from adapters.blobs import BlobStore, blob_key, compress_all
 from adapters.mime import ParsedMail, Unparseable, parse_mail
 from domain.commands.intake import Arrival
 from domain.mail import (
@@ -37,8 +42,13 @@ def markers(parsed: ParsedMail, mailbox_address: str) -> list[str]:
     return found
 
 
-def arrivals(batch: list[tuple[str, bytes]], mailbox_address: str, blobs: BlobStore) -> list[Arrival]:
-    """Parses a batch of (source, raw) and stores every blob of it in one write."""
+BlobRow = tuple[str, int, bytes]  # key, size, compressed bytes
+Prepared = tuple[list[Arrival], list[BlobRow]]
+
+
+def prepare(batch: list[tuple[str, bytes]], mailbox_address: str) -> Prepared:
+    """Parses a batch of (source, raw) into arrivals and the compressed blobs to store.
+    Pure CPU work, no I/O: it may run in another process (see Parser)."""
     out: list[Arrival] = []
     pending: list[bytes] = []
     for source, raw in batch:
@@ -68,8 +78,61 @@ def arrivals(batch: list[tuple[str, bytes]], mailbox_address: str, blobs: BlobSt
             references=parsed.references, attachments=attachments, headers=parsed.headers,
             markers=markers(parsed, mailbox_address))
         out.append(Arrival(source=source, size=len(raw), raw_blob=mail.raw_blob, mail=mail))
-    blobs.put_many(pending)
+    return out, compress_all(pending)
+
+
+def arrivals(batch: list[tuple[str, bytes]], mailbox_address: str, blobs: BlobStore) -> list[Arrival]:
+    """Parses a batch here and now, storing its blobs in one write."""
+    out, rows = prepare(batch, mailbox_address)
+    blobs.put_rows(rows)
     return out
+
+
+class Parser:
+    """Parses batches in worker processes, so that parsing the next batch overlaps with
+    recording the current one (parsing is CPU-bound: threads would share one core).
+    Small batches are parsed in-process: starting work elsewhere would cost more."""
+
+    def __init__(self, workers: int | None = None, min_batch: int = 64) -> None:
+        self.workers = workers or max(1, min(2, os.cpu_count() or 1))
+        self.min_batch = min_batch
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, batch: list[tuple[str, bytes]], mailbox_address: str) -> Future[Prepared]:
+        if len(batch) >= self.min_batch:
+            try:
+                return self._get_pool().submit(prepare, batch, mailbox_address)
+            except (BrokenProcessPool, RuntimeError, OSError):
+                self._reset()
+        done: Future[Prepared] = Future()
+        done.set_result(prepare(batch, mailbox_address))
+        return done
+
+    def result(self, job: Future[Prepared], batch: list[tuple[str, bytes]],
+               mailbox_address: str) -> Prepared:
+        """The job's result; if its worker died, the batch is parsed here instead."""
+        try:
+            return job.result()
+        except BrokenProcessPool:
+            self._reset()
+            return prepare(batch, mailbox_address)
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # spawn, not fork: the parent runs threads and holds database connections
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            return self._pool
+
+    def _reset(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def close(self) -> None:
+        self._reset()
 
 
 def too_large(source: str, size: int, header: bytes, blobs: BlobStore) -> Arrival:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -16,12 +17,12 @@ from uuid import UUID
 from prometheus_client import CollectorRegistry, Counter
 
 from adapters.imap import ImapSession
-from adapters.inbound import MAX_MESSAGE_BYTES, arrivals, too_large
+from adapters.inbound import MAX_MESSAGE_BYTES, Parser, Prepared, arrivals, too_large
 from adapters.mailserver import LoginFailed
 from adapters.pop3 import Pop3Session
 from api.bootstrap import Services
 from domain.commands.base import Conflict
-from domain.commands.intake import IntakeResult
+from domain.commands.intake import Arrival, IntakeResult
 from domain.mailbox import Mailbox
 from domain.values import MailProtocol
 
@@ -31,9 +32,20 @@ TAKEN_IN = Counter("mailroom_messages_taken_in", "Messages taken in", ["mailbox"
 QUARANTINED = Counter("mailroom_messages_quarantined", "Messages quarantined", ["mailbox"], registry=REGISTRY)
 SYNC_ERRORS = Counter("mailroom_sync_errors", "Failed mailbox syncs", ["mailbox"], registry=REGISTRY)
 
-BATCH_MESSAGES = 500
+BATCH_MESSAGES = 250
 BATCH_BYTES = 32 * 1024 * 1024
 RETRY_BASE_SECONDS = 15.0
+
+
+PARSER = Parser()  # one pool of parsing processes per process, started on first use
+
+
+@dataclass
+class _Parsed:
+    job: Future[Prepared]
+    batch: list[tuple[str, bytes]]
+    oversized: list[Arrival]
+    last_uid: int
 
 
 class Busy(Exception):
@@ -108,7 +120,7 @@ class MailboxSync:
             return report
 
     def _imap(self, mailbox: Mailbox, password: str, report: SyncReport, lease: Any) -> None:
-        state, blobs, app = self.services.sync_state, self.services.blobs, self.services.app
+        state = self.services.sync_state
         with ImapSession(mailbox.incoming, password, extra_ca_file=self.services.settings.extra_ca_file,
                          timeout=self.timeout) as session:
             for folder in mailbox.folders:
@@ -120,18 +132,33 @@ class MailboxSync:
                                 mailbox.address, folder)
                 uids = session.new_uids(last)
                 sizes = session.sizes(uids) if uids else {}
+                source = f"imap:{folder}:{status.uidvalidity}:"
+                # While one batch is parsed elsewhere, the one before it is recorded here.
+                pending: _Parsed | None = None
                 for chunk in chunks(uids, sizes):
                     small = [u for u in chunk if sizes.get(u, 0) <= MAX_MESSAGE_BYTES]
                     large = [u for u in chunk if sizes.get(u, 0) > MAX_MESSAGE_BYTES]
                     raws = session.fetch(small) if small else {}
-                    source = f"imap:{folder}:{status.uidvalidity}:"
-                    batch = arrivals([(f"{source}{u}", raws[u]) for u in small if u in raws], mailbox.address, blobs)
+                    batch = [(f"{source}{u}", raws[u]) for u in small if u in raws]
                     headers = session.fetch_header(large) if large else {}
-                    # Like `raws`, `headers` lacks messages expunged meanwhile: those are gone, not quarantined.
-                    batch += [too_large(f"{source}{u}", sizes[u], headers[u], blobs) for u in large if u in headers]
-                    report.add(app.take_in(mailbox.id, batch))
-                    state.advance_folder(mailbox.id, folder, status.uidvalidity, max(chunk))
-                    lease.renew()
+                    # A large message deleted from the server meanwhile is skipped, like a small one.
+                    oversized = [too_large(f"{source}{u}", sizes[u], headers[u], self.services.blobs)
+                                 for u in large if u in headers]
+                    parsed = _Parsed(PARSER.submit(batch, mailbox.address), batch, oversized, max(chunk))
+                    if pending is not None:
+                        self._record(mailbox, pending, report, lease, folder, status.uidvalidity)
+                    pending = parsed
+                if pending is not None:
+                    self._record(mailbox, pending, report, lease, folder, status.uidvalidity)
+
+    def _record(self, mailbox: Mailbox, parsed: _Parsed, report: SyncReport, lease: Any, folder: str,
+                uidvalidity: int) -> None:
+        """Stores a parsed batch's blobs, takes it in, then (only then) advances the cursor."""
+        arrived, blob_rows = PARSER.result(parsed.job, parsed.batch, mailbox.address)
+        self.services.blobs.put_rows(blob_rows)
+        report.add(self.services.app.take_in(mailbox.id, arrived + parsed.oversized))
+        self.services.sync_state.advance_folder(mailbox.id, folder, uidvalidity, parsed.last_uid)
+        lease.renew()
 
     def _pop3(self, mailbox: Mailbox, password: str, report: SyncReport, lease: Any) -> None:
         state, blobs, app = self.services.sync_state, self.services.blobs, self.services.app
