@@ -36,6 +36,7 @@ class Services:
     sync_state: SyncState
     locks: MailboxLocks
     conversations: ConversationQueries
+    assigner: Any = None  # api.assigner.AssignerWorker, set by bootstrap (it needs these services)
 
     def close(self) -> None:
         self.app.close()
@@ -73,5 +74,9 @@ def bootstrap(settings: Settings, verify_login: LoginVerifier | None = None) -> 
     projections = Projections(app, database, [DirectoryView(), ConversationsView()])
     projections.create_tables()
     locks: MailboxLocks = PostgresLocks(database.connect) if database.is_postgres else SqliteLocks(database)
-    return Services(settings, app, database, projections, directory, BlobStore(database), SyncState(database), locks,
-                    ConversationQueries(database))
+    services = Services(settings, app, database, projections, directory, BlobStore(database), SyncState(database),
+                        locks, ConversationQueries(database))
+    from api.assigner import AssignerWorker  # it builds on Services
+
+    services.assigner = AssignerWorker(services)
+    return services

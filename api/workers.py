@@ -98,7 +98,8 @@ class Workers:
 
     def start(self) -> None:
         self.stopping.clear()
-        targets = [("projections", lambda: self.services.projections.run(self.stopping))]
+        targets = [("projections", lambda: self.services.projections.run(self.stopping)),
+                   ("assigner", lambda: self.services.assigner.run(self.stopping))]
         if self.mail:
             targets.append(("mailboxes", MailboxScheduler(self.services, self.stopping).run))
         for name, target in targets:

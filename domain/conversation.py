@@ -16,8 +16,10 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.ids import NAMESPACE
 from domain.mail import InboundMail
+from domain.values import AssignmentStrategy
 
-UNROUTED = "UNROUTED"
+UNROUTED, QUEUED, OPEN, CLOSED = "UNROUTED", "QUEUED", "OPEN", "CLOSED"
+ASSIGNER, ADMIN = "assigner", "admin"  # who made an assignment decision
 
 
 def conversation_id(ref: str) -> UUID:
@@ -51,6 +53,11 @@ class Conversation(Aggregate, created_event_name="Opened"):
         self.status = UNROUTED
         self.message_ids: list[UUID] = []
         self.last_message_at: datetime | None = None
+        self.rule_id: UUID | None = None
+        self.group_ids: list[UUID] = []
+        self.assignee_id: UUID | None = None
+        self.previous_assignee_id: UUID | None = None
+        self.decided_at: int | None = None  # log position of the latest trigger the assigner decided on
 
     @staticmethod
     def create_id(ref: str) -> UUID:
@@ -60,6 +67,45 @@ class Conversation(Aggregate, created_event_name="Opened"):
     def receive(self, message_id: UUID, mailbox_id: UUID, mail: InboundMail) -> None:
         self.message_ids.append(message_id)
         self.last_message_at = mail.date
+
+    # Routing and assignment. `decided_at` is the log position of the event that triggered an
+    # assigner decision (None for an admin's): replaying the log re-derives the same decision there.
+
+    @event("Routed", topic="mailroom:Conversation.Routed")
+    def route(self, rule_id: UUID, group_ids: list[UUID], decided_at: int) -> None:
+        self.rule_id = rule_id
+        self.group_ids = list(group_ids)
+        self.decided_at = decided_at
+
+    @event("LeftUnrouted", topic="mailroom:Conversation.LeftUnrouted")
+    def leave_unrouted(self, reason: str, decided_at: int) -> None:
+        self.status = UNROUTED
+        self.decided_at = decided_at
+
+    @event("Queued", topic="mailroom:Conversation.Queued")
+    def queue(self, strategy: AssignmentStrategy, reason: str, decided_at: int) -> None:
+        self.status = QUEUED
+        self.assignee_id = None
+        self.decided_at = decided_at
+
+    @event("Assigned", topic="mailroom:Conversation.Assigned")
+    def assign(self, agent_id: UUID, previous_id: UUID | None, strategy: AssignmentStrategy | None, reason: str,
+               decided_by: str, decided_at: int | None, rule_id: UUID | None) -> None:
+        self.status = OPEN
+        self.previous_assignee_id = previous_id
+        self.assignee_id = agent_id
+        if decided_at is not None:
+            self.decided_at = decided_at
+
+    @event("Closed", topic="mailroom:Conversation.Closed")
+    def close(self, assignee_id: UUID | None) -> None:
+        self.status = CLOSED
+        self.previous_assignee_id = assignee_id
+        self.assignee_id = None
+
+    @event("Reopened", topic="mailroom:Conversation.Reopened")
+    def reopen(self, previous_assignee_id: UUID | None) -> None:
+        self.status = UNROUTED if self.rule_id is None else QUEUED
 
 
 class InboundKey(Aggregate):

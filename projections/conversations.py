@@ -13,7 +13,7 @@ T, B = "TEXT", "BIGINT"
 CONVERSATIONS = Table("rm_conversations", {
     "id": T, "ref": T, "mailbox_id": T, "subject": T, "customer_email": T, "status": T,
     "assignee_id": T, "rule_id": T, "group_ids": T, "created_at": T, "last_message_at": T,
-    "message_count": B, "sort_key": T}, ("id",),
+    "message_count": B, "assignment_count": B, "sort_key": T}, ("id",),
     (("sort_key",), ("status", "sort_key"), ("mailbox_id", "sort_key"), ("customer_email", "sort_key"),
      ("assignee_id", "sort_key")))
 MESSAGES = Table("rm_messages", {
@@ -21,6 +21,9 @@ MESSAGES = Table("rm_messages", {
     "from_address": T, "from_name": T, "to_addresses": T, "cc_addresses": T, "subject": T, "date": T,
     "text": T, "html_blob": T, "attachments": T, "markers": T, "delivery_status": T, "raw_blob": T,
     "size": B, "source": T, "received_at": T}, ("id",), (("conversation_id", "seq"),))
+ASSIGNMENTS = Table("rm_assignments", {
+    "conversation_id": T, "seq": B, "agent_id": T, "strategy": T, "reason": T, "at": T, "decided_by": T},
+    ("conversation_id", "seq"))
 QUARANTINE = Table("rm_quarantine", {
     "id": T, "mailbox_id": T, "source": T, "reason": T, "size": B, "raw_blob": T, "received_at": T},
     ("id",), (("mailbox_id", "received_at"),))
@@ -39,7 +42,7 @@ def opened(e: Any, rows: Rows) -> None:
     rows.put(CONVERSATIONS, {
         "id": _id(e), "ref": e.ref, "mailbox_id": str(e.mailbox_id), "subject": e.subject,
         "customer_email": e.customer_email, "status": "UNROUTED", "group_ids": "[]",
-        "created_at": created, "last_message_at": created, "message_count": 0,
+        "created_at": created, "last_message_at": created, "message_count": 0, "assignment_count": 0,
         "sort_key": f"{created}|{_id(e)}"})
 
 
@@ -60,6 +63,41 @@ def message_received(e: Any, rows: Rows) -> None:
                 last_message_at=max(conversation["last_message_at"], _at(e)))
 
 
+def routed(e: Any, rows: Rows) -> None:
+    rows.update(CONVERSATIONS, _id(e), rule_id=str(e.rule_id), group_ids=to_json(e.group_ids))
+
+
+def _record(e: Any, rows: Rows, agent_id: Any, decided_by: str) -> None:
+    conversation = rows.get(CONVERSATIONS, _id(e))
+    assert conversation is not None
+    seq = int(conversation.get("assignment_count") or 0)
+    strategy = e.strategy.value if e.strategy is not None else None
+    rows.put(ASSIGNMENTS, {"conversation_id": _id(e), "seq": seq, "strategy": strategy, "reason": e.reason,
+                           "agent_id": None if agent_id is None else str(agent_id), "at": _at(e),
+                           "decided_by": decided_by})
+    rows.update(CONVERSATIONS, _id(e), assignment_count=seq + 1)
+
+
+def queued(e: Any, rows: Rows) -> None:
+    _record(e, rows, None, "assigner")
+    rows.update(CONVERSATIONS, _id(e), status="QUEUED", assignee_id=None)
+
+
+def assigned(e: Any, rows: Rows) -> None:
+    _record(e, rows, e.agent_id, e.decided_by)
+    rows.update(CONVERSATIONS, _id(e), status="OPEN", assignee_id=str(e.agent_id))
+
+
+def closed(e: Any, rows: Rows) -> None:
+    rows.update(CONVERSATIONS, _id(e), status="CLOSED", assignee_id=None)
+
+
+def reopened(e: Any, rows: Rows) -> None:
+    conversation = rows.get(CONVERSATIONS, _id(e))
+    assert conversation is not None
+    rows.update(CONVERSATIONS, _id(e), status="QUEUED" if conversation["rule_id"] else "UNROUTED")
+
+
 def quarantined(e: Any, rows: Rows) -> None:
     rows.put(QUARANTINE, {
         "id": _id(e), "mailbox_id": str(e.mailbox_id), "source": e.source, "reason": e.reason,
@@ -68,9 +106,14 @@ def quarantined(e: Any, rows: Rows) -> None:
 
 class Conversations(View):
     name = "conversations"
-    tables = (CONVERSATIONS, MESSAGES, QUARANTINE)
+    tables = (CONVERSATIONS, MESSAGES, ASSIGNMENTS, QUARANTINE)
     handlers: dict[str, Handler] = {
         "mailroom:Conversation.Opened": opened,
         "mailroom:Conversation.MessageReceived": message_received,
+        "mailroom:Conversation.Routed": routed,
+        "mailroom:Conversation.Queued": queued,
+        "mailroom:Conversation.Assigned": assigned,
+        "mailroom:Conversation.Closed": closed,
+        "mailroom:Conversation.Reopened": reopened,
         "mailroom:QuarantinedMessage.Quarantined": quarantined,
     }

@@ -146,8 +146,9 @@ class MailboxMutations:
         except Busy:
             return SyncPayload(mailbox=await mailbox_of(info, id), fetched=0, conversations_opened=0, user_errors=[
                 UserError(field=["id"], message="another sync of this mailbox is still running", code="CONFLICT")])
-        await blocking(s.projections.wait_for, report.position)
-        await blocking(s.projections.wait_for, s.projections.head())  # the status change, if any
+        # Answer once the new conversations are routed and assigned, and the read models show it.
+        await blocking(s.assigner.wait_for, report.position)
+        await blocking(s.projections.wait_for, s.projections.head())
         errors = [] if report.error is None else [
             UserError(field=["id"], message=report.error, code=report.error_code or "SYNC_FAILED")]
         return SyncPayload(mailbox=await mailbox_of(info, id), fetched=report.fetched,
