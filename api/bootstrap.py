@@ -23,6 +23,7 @@ from projections.conversations import Conversations as ConversationsView
 from projections.directory import Directory as DirectoryView
 from projections.driver import Projections
 from projections.queries import Directory
+from projections.workload import Workload
 
 
 @dataclass
@@ -71,7 +72,7 @@ def bootstrap(settings: Settings, verify_login: LoginVerifier | None = None) -> 
     app.references = directory
     app.event_index = StoredEventIndex(database, app.recorder.events_table_name)  # type: ignore[attr-defined]
     app.admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    projections = Projections(app, database, [DirectoryView(), ConversationsView()])
+    projections = Projections(app, database, [DirectoryView(), ConversationsView(), Workload(settings.timezone)])
     projections.create_tables()
     locks: MailboxLocks = PostgresLocks(database.connect) if database.is_postgres else SqliteLocks(database)
     services = Services(settings, app, database, projections, directory, BlobStore(database), SyncState(database),

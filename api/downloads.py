@@ -10,24 +10,31 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 from api.auth import authenticate
 from api.bootstrap import Services
+from domain.commands.tokens import Principal
 from domain.values import Role
 
 
 def downloads_router(services: Services) -> APIRouter:
     router = APIRouter()
 
-    async def caller(request: Request) -> Role:
+    async def caller(request: Request) -> Principal:
         who = await authenticate(services, request)
         if who is None:
             raise HTTPException(status_code=401, detail="missing or unknown bearer token")
-        return who.role
+        return who
+
+    async def agent_may_see(who: Principal, conversation_id: str) -> bool:
+        if who.agent_id is None:
+            return False
+        groups = {str(r["id"]) for r in await asyncio.to_thread(services.directory.groups_of_agent, who.agent_id)}
+        return bool(groups & await asyncio.to_thread(services.conversations.group_ids_of, conversation_id))
 
     @router.get("/attachments/{message_id}/{index}")
     async def attachment(message_id: str, index: int, request: Request) -> Response:
-        role = await caller(request)
-        if role is Role.AGENT:  # agents see their groups' conversations only; none are routed yet
-            raise HTTPException(status_code=403, detail="forbidden")
+        who = await caller(request)
         message = await asyncio.to_thread(services.conversations.message, message_id)
+        if who.role is Role.AGENT and (message is None or not await agent_may_see(who, message["conversation_id"])):
+            raise HTTPException(status_code=403, detail="forbidden")  # agents: their groups' conversations only
         items = json.loads(message["attachments"]) if message else []
         if not 0 <= index < len(items) or not items[index]["blob"]:
             raise HTTPException(status_code=404, detail="no such attachment")
@@ -40,7 +47,7 @@ def downloads_router(services: Services) -> APIRouter:
 
     @router.get("/quarantine/{quarantine_id}/raw")
     async def quarantined_raw(quarantine_id: str, request: Request) -> Response:
-        if await caller(request) not in (Role.ADMIN, Role.AUDITOR):
+        if (await caller(request)).role not in (Role.ADMIN, Role.AUDITOR):
             raise HTTPException(status_code=403, detail="forbidden")
         row = await asyncio.to_thread(services.conversations.quarantined, quarantine_id)
         data = await asyncio.to_thread(services.blobs.get, row["raw_blob"]) if row else None

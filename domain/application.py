@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domain.commands.agents import AgentCommands
+from domain.commands.conversations import ConversationCommands
 from domain.commands.customers import CustomerCommands
 from domain.commands.intake import IntakeCommands
 from domain.commands.mailboxes import MailboxCommands
@@ -11,6 +12,7 @@ from domain.commands.tokens import TokenCommands
 
 
 class Mailroom(
-    MailboxCommands, AgentCommands, CustomerCommands, RoutingCommands, TokenCommands, IntakeCommands
+    MailboxCommands, AgentCommands, CustomerCommands, RoutingCommands, TokenCommands, IntakeCommands,
+    ConversationCommands,
 ):
     """Commands return ids and log positions; queries go to the projections."""

@@ -13,6 +13,7 @@ from eventsourcing.application import Application
 
 from adapters.database import Database, Row
 from projections import conversations as c
+from projections import workload as w
 from projections.tables import Rows
 
 
@@ -22,6 +23,7 @@ class ConversationFilter:
     assignee_id: str | None = None
     mailbox_id: str | None = None
     customer_email: str | None = None
+    group_ids: tuple[str, ...] | None = None  # only conversations routed to one of these groups
 
 
 def encode_cursor(sort_key: str) -> str:
@@ -46,6 +48,14 @@ class ConversationQueries:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
+        if f.group_ids is not None:
+            if not f.group_ids:
+                clauses.append("1 = 0")
+            else:
+                marks = ", ".join("?" for _ in f.group_ids)
+                clauses.append(f"id IN (SELECT conversation_id FROM {c.CONVERSATION_GROUPS.name} "
+                               f"WHERE group_id IN ({marks}))")
+                params.extend(f.group_ids)
         return clauses, params
 
     def page(self, f: ConversationFilter, first: int, after: str | None) -> tuple[list[Row], bool, int]:
@@ -72,6 +82,33 @@ class ConversationQueries:
     def message(self, message_id: UUID | str) -> Row | None:
         rows = self.db.query(f"SELECT * FROM {c.MESSAGES.name} WHERE id = ?", (str(message_id),))
         return rows[0] if rows else None
+
+    def assignments(self, conversation_id: UUID | str) -> list[Row]:
+        return self.db.query(f"SELECT * FROM {c.ASSIGNMENTS.name} WHERE conversation_id = ? ORDER BY seq",
+                             (str(conversation_id),))
+
+    def group_ids_of(self, conversation_id: UUID | str) -> set[str]:
+        rows = self.db.query(f"SELECT group_id FROM {c.CONVERSATION_GROUPS.name} WHERE conversation_id = ?",
+                             (str(conversation_id),))
+        return {str(r["group_id"]) for r in rows}
+
+    # agents' figures (the workload view)
+    def workload(self, agent_id: UUID | str) -> int:
+        rows = self.db.query(f"SELECT active FROM {w.WORKLOAD.name} WHERE agent_id = ?", (str(agent_id),))
+        return int(rows[0]["active"]) if rows else 0
+
+    def received_on(self, agent_id: UUID | str, day: str) -> int:
+        rows = self.db.query(f"SELECT received FROM {w.DAILY.name} WHERE agent_id = ? AND day = ?",
+                             (str(agent_id), day))
+        return int(rows[0]["received"]) if rows else 0
+
+    def daily_totals(self, day: str) -> list[Row]:
+        return self.db.query(f"SELECT * FROM {w.DAILY.name} WHERE day = ? ORDER BY agent_id", (day,))
+
+    def last_handler(self, customer_email: str) -> str | None:
+        rows = self.db.query(f"SELECT agent_id FROM {w.LAST_HANDLER.name} WHERE customer_email = ?",
+                             (customer_email.strip().lower(),))
+        return str(rows[0]["agent_id"]) if rows else None
 
     def quarantine(self, mailbox_id: UUID | str | None) -> list[Row]:
         if mailbox_id is None:

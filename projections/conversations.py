@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from domain.mail import InboundMail
@@ -21,6 +22,8 @@ MESSAGES = Table("rm_messages", {
     "from_address": T, "from_name": T, "to_addresses": T, "cc_addresses": T, "subject": T, "date": T,
     "text": T, "html_blob": T, "attachments": T, "markers": T, "delivery_status": T, "raw_blob": T,
     "size": B, "source": T, "received_at": T}, ("id",), (("conversation_id", "seq"),))
+CONVERSATION_GROUPS = Table("rm_conversation_groups", {"conversation_id": T, "group_id": T},
+                            ("conversation_id", "group_id"), (("group_id", "conversation_id"),))
 ASSIGNMENTS = Table("rm_assignments", {
     "conversation_id": T, "seq": B, "agent_id": T, "strategy": T, "reason": T, "at": T, "decided_by": T},
     ("conversation_id", "seq"))
@@ -64,6 +67,12 @@ def message_received(e: Any, rows: Rows) -> None:
 
 
 def routed(e: Any, rows: Rows) -> None:
+    conversation = rows.get(CONVERSATIONS, _id(e))
+    assert conversation is not None
+    for group_id in json.loads(conversation["group_ids"] or "[]"):
+        rows.delete(CONVERSATION_GROUPS, _id(e), group_id)
+    for group_id in e.group_ids:
+        rows.put(CONVERSATION_GROUPS, {"conversation_id": _id(e), "group_id": str(group_id)})
     rows.update(CONVERSATIONS, _id(e), rule_id=str(e.rule_id), group_ids=to_json(e.group_ids))
 
 
@@ -106,7 +115,7 @@ def quarantined(e: Any, rows: Rows) -> None:
 
 class Conversations(View):
     name = "conversations"
-    tables = (CONVERSATIONS, MESSAGES, ASSIGNMENTS, QUARANTINE)
+    tables = (CONVERSATIONS, CONVERSATION_GROUPS, MESSAGES, ASSIGNMENTS, QUARANTINE)
     handlers: dict[str, Handler] = {
         "mailroom:Conversation.Opened": opened,
         "mailroom:Conversation.MessageReceived": message_received,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import IntegrityError, Notification, OperationalError
 
 from adapters.database import Database, Tx
 from projections.tables import Rows
@@ -26,6 +26,7 @@ log = logging.getLogger("mailroom.projections")
 POSITIONS = "rm_positions"
 SHAPES = "rm_view_shapes"
 BATCH = 1000
+STARTUP_ATTEMPTS = 20
 
 
 class Projections:
@@ -38,7 +39,22 @@ class Projections:
 
     def create_tables(self) -> None:
         """Creates the views' tables; a view whose table definitions changed since they were
-        created is dropped and replayed from the start (read models are derived data)."""
+        created is dropped and replayed from the start (read models are derived data).
+
+        Processes starting together (two `mailroom worker`s) race here: on SQLite the read
+        snapshot taken by the first statements cannot be upgraded to a write once another process
+        has written ("database is locked" at once, no busy wait); on PostgreSQL concurrent
+        CREATE TABLE IF NOT EXISTS can collide. Both are retried from a fresh transaction."""
+        for attempt in range(STARTUP_ATTEMPTS):
+            try:
+                self._create_tables()
+                return
+            except (OperationalError, IntegrityError):
+                if attempt == STARTUP_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _create_tables(self) -> None:
         with self.database.transaction() as tx:
             tx.execute(f"CREATE TABLE IF NOT EXISTS {POSITIONS} (view TEXT PRIMARY KEY, position BIGINT NOT NULL)")
             tx.execute(f"CREATE TABLE IF NOT EXISTS {SHAPES} (view TEXT PRIMARY KEY, shape TEXT NOT NULL)")

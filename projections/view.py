@@ -43,7 +43,7 @@ class View:
     name: str
     tables: tuple[Table, ...]
     handlers: dict[str, Handler]
-    version = 1  # raise when handlers change what they write: the view is then replayed on start
+    version: int | str = 1  # change when handlers change what they write: the view is then replayed on start
 
     def apply(self, event: Any, rows: Rows) -> None:
         handler = self.handlers.get(type(event).TOPIC)

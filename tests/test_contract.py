@@ -14,16 +14,13 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "contract" /
 
 # Built by later issues (intake #3, routing/assignment #4, replies, sidebar).
 PENDING_TYPES = {
-    "Date", "ReplyInput", "ReplyPayload", "ConversationPayload", "AgentWorkload", "DailyTotal",
+    "ReplyInput", "ReplyPayload",
     "SidebarSourceKind", "MatchKey", "SidebarField", "SidebarSource", "SidebarFieldInput",
     "SidebarSourceInput", "SidebarSourcePayload", "RecordInput", "RecordPayload",
 }
 PENDING_FIELDS = {
-    "Query.agentWorkloads",
-    "Query.dailyTotals", "Query.lastHandler", "Query.sidebarSources",
-    "Mutation.replyToConversation", "Mutation.assignConversation", "Mutation.closeConversation",
-    "Mutation.reopenConversation", "Mutation.createSidebarSource", "Mutation.updateSidebarSource",
-    "Mutation.deleteSidebarSource", "Mutation.upsertRecord", "Mutation.deleteRecord",
+    "Query.sidebarSources", "Mutation.replyToConversation", "Mutation.createSidebarSource",
+    "Mutation.updateSidebarSource", "Mutation.deleteSidebarSource", "Mutation.upsertRecord", "Mutation.deleteRecord",
 }
 
 

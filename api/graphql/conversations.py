@@ -213,8 +213,22 @@ class Conversation:
         return [Message(row=r) for r in rows]
 
     @strawberry.field
-    def assignments(self) -> list[AssignmentRecord]:
-        return []  # routing and assignment record these (next issue)
+    async def assignments(self, info: Ctx) -> list[AssignmentRecord]:
+        s = services(info)
+        rows = await blocking(s.conversations.assignments, self.row["id"])
+        rule = await blocking(s.directory.rule, self.row["rule_id"]) if self.row.get("rule_id") else None
+        default = AssignmentStrategy(rule["strategy"]) if rule else AssignmentStrategy.LOAD_BALANCED
+        out = []
+        for r in rows:
+            agent = None
+            if r["agent_id"]:
+                found = await blocking(s.directory.agent, r["agent_id"])
+                agent = Agent(row=found) if found else None
+            # A hand-made assignment follows no strategy: it shows the rule's (or the default).
+            strategy = AssignmentStrategy(r["strategy"]) if r["strategy"] else default
+            out.append(AssignmentRecord(agent=agent, strategy=strategy, reason=r["reason"],
+                                        at=datetime.fromisoformat(r["at"])))
+        return out
 
     @strawberry.field
     def created_at(self) -> datetime:
@@ -286,9 +300,23 @@ class QuarantinedMessage:
         return f"/quarantine/{self.row['id']}/raw"
 
 
-def _visible_to_agent(info: Ctx) -> bool:
-    """Agents see their groups' conversations; none is routed to a group before routing exists."""
-    return require(info, *EVERYONE).role is not Role.AGENT
+async def agent_group_ids(info: Ctx) -> tuple[str, ...] | None:
+    """None for admins and auditors (everything); an agent's groups otherwise."""
+    who = require(info, *EVERYONE)
+    if who.role is not Role.AGENT:
+        return None
+    if who.agent_id is None:
+        return ()
+    rows = await blocking(services(info).directory.groups_of_agent, who.agent_id)
+    return tuple(str(r["id"]) for r in rows)
+
+
+async def visible(info: Ctx, conversation_id: UUID) -> bool:
+    groups = await agent_group_ids(info)
+    if groups is None:
+        return True
+    routed_to = await blocking(services(info).conversations.group_ids_of, conversation_id)
+    return bool(routed_to & set(groups))
 
 
 @strawberry.type
@@ -297,14 +325,15 @@ class ConversationQuery:
     async def conversations(
         self, info: Ctx, filter: ConversationFilter | None = None, first: int | None = 50, after: str | None = None
     ) -> ConversationConnection:
-        if not _visible_to_agent(info) or (filter is not None and filter.group_id is not None):
-            return ConversationConnection(edges=[], page_info=PageInfo(has_next_page=False, end_cursor=None),
-                                          total_count=0)
         f = filter or ConversationFilter()
+        groups = await agent_group_ids(info)
+        if f.group_id is not None:
+            groups = (str(f.group_id),) if groups is None or str(f.group_id) in groups else ()
         query = Filter(status=f.status.value if f.status else None,
                        assignee_id=str(f.assignee_id) if f.assignee_id else None,
                        mailbox_id=str(f.mailbox_id) if f.mailbox_id else None,
-                       customer_email=f.customer_email.strip().lower() if f.customer_email else None)
+                       customer_email=f.customer_email.strip().lower() if f.customer_email else None,
+                       group_ids=groups)
         limit = min(max(first if first is not None else 50, 0), MAX_PAGE)
         cursor = decode_cursor(after) if after else None
         rows, more, total = await blocking(services(info).conversations.page, query, limit, cursor)
@@ -315,7 +344,7 @@ class ConversationQuery:
 
     @strawberry.field
     async def conversation(self, info: Ctx, id: UUID, as_of: datetime | None = None) -> Conversation | None:
-        if not _visible_to_agent(info):
+        if not await visible(info, id):
             return None
         if as_of is not None:
             moment = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=UTC)

@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import strawberry
 
@@ -156,12 +157,13 @@ class Agent:
         return [AgentGroup(row=r) for r in rows]
 
     @strawberry.field
-    def active_conversations(self) -> int:
-        return 0  # no conversations until intake and assignment are built
+    async def active_conversations(self, info: Ctx) -> int:
+        return await blocking(services(info).conversations.workload, self.row["id"])
 
     @strawberry.field
-    def received_today(self) -> int:
-        return 0  # no conversations until intake and assignment are built
+    async def received_today(self, info: Ctx) -> int:
+        today = datetime.now(ZoneInfo(services(info).settings.timezone)).date().isoformat()
+        return await blocking(services(info).conversations.received_on, self.row["id"], today)
 
 
 async def agent_by_id(info: Ctx, agent_id: str | None) -> Agent | None:

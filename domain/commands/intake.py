@@ -22,7 +22,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.commands.base import Base, Conflict
-from domain.conversation import Conversation, InboundKey, QuarantinedMessage, conversation_id, message_uuid
+from domain.conversation import CLOSED, Conversation, InboundKey, QuarantinedMessage, conversation_id, message_uuid
 from domain.mail import InboundMail, conversation_ref, message_key, normalise_message_id, refs_in_subject
 
 
@@ -171,6 +171,8 @@ class IntakeCommands(Base):
             result.opened += 1
         message_id = message_uuid(key)
         conversation.receive(message_id, mailbox_id, mail)
+        if conversation.status == CLOSED:  # DESIGN 4.1: a reply into a closed conversation reopens it
+            conversation.reopen(conversation.previous_assignee_id)
         batch.touched[conversation.id] = conversation
         inbound = InboundKey(key=key, conversation_id=conversation.id, message_id=message_id)
         batch.keys[key] = inbound

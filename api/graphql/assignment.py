@@ -1,0 +1,106 @@
+"""Assignment as the API shows it: workloads, daily totals, last handler; and the manual
+commands on a conversation (assign, close, reopen)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from uuid import UUID
+
+import strawberry
+
+from api.graphql.common import EVERYONE, READERS, Ctx, UserError, blocking, command, require, services
+from api.graphql.conversations import Conversation, visible
+from api.graphql.types import Agent, agent_by_id
+from domain.commands.base import Written
+from domain.values import Role
+
+
+@strawberry.type
+class AgentWorkload:
+    agent: Agent
+    active_conversations: int
+
+
+@strawberry.type
+class DailyTotal:
+    agent: Agent
+    date: dt.date
+    received: int
+
+
+@strawberry.type
+class ConversationPayload:
+    conversation: Conversation | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class AssignmentQuery:
+    @strawberry.field
+    async def agent_workloads(self, info: Ctx, group_id: UUID | None = None) -> list[AgentWorkload]:
+        require(info, *READERS)
+        s = services(info)
+        rows = await blocking(s.directory.members, group_id) if group_id else await blocking(s.directory.agents)
+        out = []
+        for row in rows:
+            active = await blocking(s.conversations.workload, row["id"])
+            out.append(AgentWorkload(agent=Agent(row=row), active_conversations=active))
+        return out
+
+    @strawberry.field
+    async def daily_totals(self, info: Ctx, date: dt.date) -> list[DailyTotal]:
+        require(info, *READERS)
+        out = []
+        for row in await blocking(services(info).conversations.daily_totals, date.isoformat()):
+            agent = await agent_by_id(info, row["agent_id"])
+            if agent is not None:
+                out.append(DailyTotal(agent=agent, date=date, received=int(row["received"])))
+        return out
+
+    @strawberry.field
+    async def last_handler(self, info: Ctx, customer_email: str) -> Agent | None:
+        require(info, *EVERYONE)
+        return await agent_by_id(info, await blocking(services(info).conversations.last_handler, customer_email))
+
+
+async def _payload(info: Ctx, written: Written | None, errors: list[UserError]) -> ConversationPayload:
+    row = await blocking(services(info).conversations.conversation, written.id) if written else None
+    return ConversationPayload(conversation=Conversation(row=row) if row else None, user_errors=errors)
+
+
+async def _may_act(info: Ctx, conversation_id: UUID) -> list[UserError]:
+    """Admins act on any conversation; agents on their groups' ones; auditors on none."""
+    who = require(info, Role.ADMIN, Role.AGENT)
+    if who.role is Role.AGENT and not await visible(info, conversation_id):
+        return [UserError(field=["id"], message="conversation not found", code="NOT_FOUND")]
+    return []
+
+
+@strawberry.type
+class AssignmentMutations:
+    @strawberry.mutation
+    async def assign_conversation(self, info: Ctx, conversation_id: UUID, agent_id: UUID) -> ConversationPayload:
+        denied = await _may_act(info, conversation_id)
+        if denied:
+            return ConversationPayload(conversation=None, user_errors=denied)
+        written, errors = await command(info, lambda: services(info).app.assign_conversation(conversation_id, agent_id))
+        return await _payload(info, written, errors)
+
+    @strawberry.mutation
+    async def close_conversation(self, info: Ctx, id: UUID) -> ConversationPayload:
+        denied = await _may_act(info, id)
+        if denied:
+            return ConversationPayload(conversation=None, user_errors=denied)
+        written, errors = await command(info, lambda: services(info).app.close_conversation(id))
+        return await _payload(info, written, errors)
+
+    @strawberry.mutation
+    async def reopen_conversation(self, info: Ctx, id: UUID) -> ConversationPayload:
+        denied = await _may_act(info, id)
+        if denied:
+            return ConversationPayload(conversation=None, user_errors=denied)
+        written, errors = await command(info, lambda: services(info).app.reopen_conversation(id))
+        if written is not None:  # answer once the assigner has decided where it goes
+            await blocking(services(info).assigner.wait_for, written.position)
+            await blocking(services(info).projections.wait_for, services(info).projections.head())
+        return await _payload(info, written, errors)

@@ -1,0 +1,488 @@
+"""Assignment decisions per second over a growing history: 1,000 agents in 100 groups (10 each),
+100 routing rules (LOAD_BALANCED, ROUND_ROBIN, IDLE_FIRST, CONTACT_OWNER with a fallback), one
+mailbox, 300 accounts and 3,000 contacts with owners, then a log grown to 10k, 100k and 1M events.
+
+The history (untimed) is a realistic mix, built fast: synthetic InboundMail arrivals taken in
+with `take_in` (250 per batch, one save each: new conversations, and replies threading into
+open ones by In-Reply-To, a few into closed ones, which reopens them), agent status changes
+(about one agent in ten AWAY or OFFLINE at a time), the AssignerWorker catching up after each
+batch (its real decisions: Routed, Assigned, Queued, LeftUnrouted), and closes that keep about
+1,000 conversations open, so the agents' figures are alike at every history length. The log is
+grown in place: 10k, measured, grown to 100k, measured, and so on; H is the log's length when
+the measurement starts.
+
+Per history and backend, on freshly bootstrapped services (a restarted process):
+  rebuild        AssignerWorker.rebuild(): the state folded from the whole log (allowed to grow
+                 with H; reported apart). One untimed catch_up() then decides on the events after
+                 the last decision of the build.
+  arrivals       --decisions new conversations are taken in (untimed, 250 per take_in).
+  decide only    a copy of the worker's state, an Assigner whose facts come from memory, observes
+                 the new events (Opened, MessageReceived, ...): the pure routing and assignment
+                 work, no database, nothing recorded.
+  decide+record  the worker's catch_up(): reads the new events from the log, loads each
+                 conversation's facts, decides, loads the conversations, saves the decisions,
+                 stores its position, and reads its own decisions back.
+Both count one decision per new conversation; they must reach the same outcomes (checked).
+With --rounds R the arrivals and both timings are repeated R times (the log grows by about
+5 events per decision each round) and the best round counts. The goal: the cost per decision
+at the longest history is at most 1.2x that at the shortest (the first of --histories).
+
+    .venv/bin/python -m bench.assignment [--histories 10000,100000,1000000] [--decisions 2000]
+        [--backend sqlite|postgres|both] [--rounds 1] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+from pydantic import SecretStr
+
+from adapters.settings import Settings
+from api.assigner import AssignerWorker, recorded_outcome
+from api.bootstrap import Services, bootstrap
+from bench.common import BACKENDS, fresh_database, profiled, table
+from domain.agents import Agent, AgentGroup
+from domain.assigner import Arrived, Assigner, Outcome, State
+from domain.claims import Claim
+from domain.commands.agents import EMAIL_CLAIM
+from domain.commands.intake import Arrival
+from domain.conversation import CLOSED, Conversation, conversation_id
+from domain.customers import Account, Contact
+from domain.mail import InboundMail, conversation_ref, message_key
+from domain.routing import RoutingRule, RuleSpec
+from domain.values import (
+    AgentStatus,
+    AssignmentStrategy,
+    Condition,
+    ConditionField,
+    ConditionMatch,
+    ConditionOperator,
+    ServerSettings,
+    TransportSecurity,
+)
+
+GOAL = 1.2  # cost per decision at the longest history / at the shortest
+SEED = 23
+AGENTS, GROUP_SIZE = 1000, 10
+DOMAIN_RULES, DOMAINS_PER_RULE = 90, 10  # rules 0..89 each cover 10 customer domains
+DOMAINS = DOMAIN_RULES * DOMAINS_PER_RULE
+ACCOUNTS, CONTACTS = 300, 3000
+KEYWORDS = ("invoice", "refund", "password", "cancel", "damaged", "discount", "login", "tracking")
+OPEN_POOL = 1000  # conversations left open while building; older ones are closed
+INTAKE_BATCH = 250  # arrivals per take_in, as the intake worker batches them
+SAVE_BATCH = 500  # aggregates per save() while setting up and closing
+EVENTS_PER_ARRIVAL = 6  # about: key, opened, received, routed, assigned, closed
+S = AssignmentStrategy
+STRATEGIES = (S.LOAD_BALANCED, S.ROUND_ROBIN, S.IDLE_FIRST, S.CONTACT_OWNER)
+FALLBACKS = (S.LOAD_BALANCED, S.ROUND_ROBIN, S.IDLE_FIRST)
+_WORDS = ["order", "account", "payment", "delivery", "parcel", "number", "address", "please", "could", "thanks",
+          "again", "today", "yesterday", "still", "not", "yet", "already", "received", "charged", "twice",
+          "missing", "wrong", "size", "replacement", "exchange", "confirm", "subscription", "renewal", "plan",
+          "upgrade", "screen", "browser", "error", "message"]
+_SUBJECTS = ("Order {n} not delivered", "Question about my subscription", "Change delivery address",
+             "Wrong item in parcel {n}", "Payment failed for order {n}", "Where is my order {n}?",
+             "Invoice {n} is missing", "Refund for order {n}", "Cannot login since yesterday",
+             "Damaged goods, order {n}", "Urgent: account locked", "Tracking number {n} unknown")
+
+
+def open_services(url: str) -> Services:
+    """Mailroom wired by bootstrap; mail-server logins always succeed (no IMAP here)."""
+    settings = Settings(database_url=url, secret_key=SecretStr("bench-secret-key-0123456789"))
+    return bootstrap(settings, verify_login=lambda *a: None)
+
+
+def head(services: Services) -> int:
+    return int(services.app.recorder.max_notification_id() or 0)
+
+
+# -- the history ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Open:
+    conversation_id: UUID
+    last_message_id: str
+    subject: str
+    sender: str
+
+
+@dataclass
+class History:
+    """The directory set up once, then conversations grown onto the log; kept in memory as far
+    as the builder needs it (agents are only changed here, conversations are loaded to close)."""
+
+    services: Services
+    rng: random.Random = field(default_factory=lambda: random.Random(SEED))
+    mailbox_id: UUID | None = None
+    address: str = "support@mailroom.example"
+    agents: list[Agent] = field(default_factory=list)
+    away: deque[Agent] = field(default_factory=deque)
+    contacts: list[str] = field(default_factory=list)
+    open: dict[UUID, _Open] = field(default_factory=dict)  # insertion order = oldest first
+    closed: deque[_Open] = field(default_factory=lambda: deque(maxlen=500))
+    sent: int = 0  # messages made so far (message-ids, sources, senders)
+
+    def save(self, aggregates: Sequence[Aggregate]) -> None:
+        for start in range(0, len(aggregates), SAVE_BATCH):
+            self.services.app.save(*aggregates[start:start + SAVE_BATCH])
+
+    # ---------------------------------------------------------------- the directory
+
+    def setup(self) -> None:
+        rng = self.rng
+        written, _ = self.services.app.bind_mailbox(
+            self.address, "bench-pass-0123", "Support", None,
+            ServerSettings("imap.mailroom.example", 993, TransportSecurity.TLS, "support"))
+        self.mailbox_id = written.id
+        made: list[Aggregate] = []
+        for i in range(AGENTS):  # as create_agent does it: the agent and its email claim
+            email = f"agent{i}@mailroom.example"
+            agent = Agent(name=f"Agent {i}", email=email, status=AgentStatus.ONLINE,
+                          capacity=rng.choice([None, 5, 8, 10, 10, 15]))
+            claim = Claim(EMAIL_CLAIM, email)
+            claim.take(agent.id)
+            self.agents.append(agent)
+            made += [agent, claim]
+        groups = [AgentGroup(name=f"Group {g}", member_ids=[a.id for a in self.agents[g * GROUP_SIZE:][:GROUP_SIZE]])
+                  for g in range(AGENTS // GROUP_SIZE)]
+        made += groups
+        made += [RoutingRule(spec=spec) for spec in self._rules([g.id for g in groups])]
+        accounts = [Account(name=f"Customer {k}", domains=[f"c{k}.example"], owner_id=rng.choice(self.agents).id)
+                    for k in range(ACCOUNTS)]
+        made += accounts
+        for j in range(CONTACTS):
+            k = rng.randrange(DOMAINS)
+            email = f"person{j}@c{k}.example"
+            self.contacts.append(email)
+            made.append(Contact(email=email, name=f"Person {j}", account_id=accounts[k].id if k < ACCOUNTS else None,
+                                owner_id=rng.choice(self.agents).id))
+        self.save(made)
+
+    def _rules(self, groups: list[UUID]) -> list[RuleSpec]:
+        """90 rules by customer domain (ANY of 10 FROM_DOMAIN conditions, one or two groups), 8 by
+        subject keyword and 2 by regex, ahead of them by priority; strategies in turn."""
+        rng, specs = self.rng, []
+        assert self.mailbox_id is not None
+        for i in range(DOMAIN_RULES + len(KEYWORDS) + 2):
+            if i < DOMAIN_RULES:
+                conditions = [Condition(ConditionField.FROM_DOMAIN, ConditionOperator.EQUALS, f"c{k}.example")
+                              for k in range(i * DOMAINS_PER_RULE, (i + 1) * DOMAINS_PER_RULE)]
+                priority, match = 100 + rng.randint(0, 50), ConditionMatch.ANY
+                rule_groups = [groups[i]] + ([groups[(i + 37) % len(groups)]] if rng.random() < 0.3 else [])
+            elif i < DOMAIN_RULES + len(KEYWORDS):
+                conditions = [Condition(ConditionField.SUBJECT, ConditionOperator.CONTAINS,
+                                        KEYWORDS[i - DOMAIN_RULES])]
+                priority, match = 20 + i % 5, ConditionMatch.ALL
+                rule_groups = [groups[(i * 7) % len(groups)], groups[(i * 7 + 1) % len(groups)]]
+            else:
+                pattern = r"(?i)\burgent\b" if i % 2 else r"(?i)order \d{5}\b.*\bnot delivered"
+                conditions = [Condition(ConditionField.SUBJECT, ConditionOperator.MATCHES_REGEX, pattern)]
+                priority, match = 10, ConditionMatch.ALL
+                rule_groups = [groups[(i * 11) % len(groups)]]
+            specs.append(RuleSpec(name=f"Rule {i}", mailbox_ids=[self.mailbox_id], group_ids=rule_groups,
+                                  strategy=STRATEGIES[i % len(STRATEGIES)], priority=priority, match=match,
+                                  conditions=conditions, fallback_strategy=FALLBACKS[i % len(FALLBACKS)]))
+        return specs
+
+    # ---------------------------------------------------------------- mail
+
+    def _mail(self, sender: str, subject: str, reply_to: str | None) -> InboundMail:
+        rng, n = self.rng, self.sent
+        self.sent += 1
+        message_id = f"bench{n}.{rng.getrandbits(32):08x}@{sender.partition('@')[2]}"
+        text = " ".join(rng.choices(_WORDS, k=rng.randint(40, 120))).capitalize() + ".\n\nKind regards"
+        date = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=n * 30)
+        raw = hashlib.sha256(f"raw:{message_id}".encode()).hexdigest()
+        html = hashlib.sha256(f"html:{message_id}".encode()).hexdigest() if n % 3 == 0 else None
+        headers = {
+            "received": f"from mx{n % 7}.example by imap.mailroom.example; {date:%a, %d %b %Y %H:%M:%S} +0000",
+            "from": f"Customer <{sender}>", "to": self.address, "subject": subject,
+            "date": f"{date:%a, %d %b %Y %H:%M:%S} +0000", "message-id": f"<{message_id}>",
+            "mime-version": "1.0", "content-type": "text/plain; charset=utf-8",
+        }
+        if reply_to:
+            headers["in-reply-to"] = f"<{reply_to}>"
+        return InboundMail(
+            message_id=message_id, source=f"imap:INBOX:1700000000:{n + 1}", from_address=sender,
+            from_name="Customer", to=[self.address], cc=[], subject=subject, date=date, text=text,
+            html_blob=html, raw_blob=raw, size=len(text) + 600, in_reply_to=[reply_to] if reply_to else [],
+            references=[reply_to] if reply_to else [], headers=headers)
+
+    def new_mail(self) -> tuple[InboundMail, _Open]:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.7:
+            sender = rng.choice(self.contacts)  # a known contact, with an owner
+        elif roll < 0.97:
+            sender = f"someone{self.sent}@c{rng.randrange(DOMAINS)}.example"
+        else:
+            sender = f"someone{self.sent}@elsewhere{rng.randrange(100)}.example"  # only keyword rules match
+        subject = rng.choice(_SUBJECTS).format(n=rng.randint(10_000, 99_999))
+        mail = self._mail(sender, subject, None)
+        cid = conversation_id(conversation_ref(message_key(mail.message_id)))
+        return mail, _Open(cid, mail.message_id, subject, sender)
+
+    def arrivals(self, count: int, replies: float = 0.25, reopens: float = 0.01) -> list[Arrival]:
+        out: list[InboundMail] = []
+        for _ in range(count):
+            roll = self.rng.random()
+            thread = None
+            if roll < replies and self.open:  # a reply into a recent open conversation
+                thread = list(self.open.values())[-self.rng.randint(1, min(len(self.open), 300))]
+            elif roll < replies + reopens and self.closed:  # a reply into a closed one reopens it
+                thread = self.closed[self.rng.randrange(len(self.closed))]
+                self.open[thread.conversation_id] = thread
+            if thread is not None:
+                mail = self._mail(thread.sender, f"Re: {thread.subject}", thread.last_message_id)
+                thread.last_message_id = mail.message_id
+            else:
+                mail, opened = self.new_mail()
+                self.open[opened.conversation_id] = opened
+            out.append(mail)
+        return [Arrival(source=m.source, size=m.size, raw_blob=m.raw_blob, mail=m) for m in out]
+
+    # ---------------------------------------------------------------- growing
+
+    def take_in(self, arrivals: list[Arrival]) -> None:
+        assert self.mailbox_id is not None
+        result = self.services.app.take_in(self.mailbox_id, arrivals)
+        assert result.taken == len(arrivals), result
+
+    def statuses(self, count: int) -> None:
+        """Agents go AWAY or OFFLINE and come back (about one in ten away at a time)."""
+        changed: list[Aggregate] = []
+        for _ in range(count):
+            if len(self.away) > AGENTS // 10 or (self.away and self.rng.random() < 0.5):
+                agent = self.away.popleft()
+                agent.change_status(AgentStatus.ONLINE)
+            else:
+                agent = self.rng.choice(self.agents)
+                if agent.status is not AgentStatus.ONLINE:
+                    continue
+                agent.change_status(self.rng.choice([AgentStatus.AWAY, AgentStatus.AWAY, AgentStatus.OFFLINE]))
+                self.away.append(agent)
+            changed.append(agent)
+        self.services.app.save(*changed)
+
+    def close(self, keep: int) -> None:
+        """Closes the oldest open conversations beyond `keep` (as close_conversation does)."""
+        closing: list[Aggregate] = []
+        while len(self.open) > keep:
+            cid = next(iter(self.open))
+            thread = self.open.pop(cid)
+            self.closed.append(thread)
+            conversation = self.services.app.repository.get(cid)
+            assert isinstance(conversation, Conversation)
+            if conversation.status != CLOSED:
+                conversation.close(conversation.assignee_id)
+                closing.append(conversation)
+        self.save(closing)
+
+    def grow(self, target: int) -> None:
+        """Conversations and their decisions, status changes and closes, until the log holds
+        about `target` events (with every trigger decided)."""
+        assigner = self.services.assigner
+        while (now := head(self.services)) < target:
+            n = max(1, min(INTAKE_BATCH, (target - now) // EVENTS_PER_ARRIVAL))
+            self.take_in(self.arrivals(n))
+            if n >= 20:
+                self.statuses(n // 20)
+            assigner.catch_up()
+            self.close(OPEN_POOL)
+        assigner.catch_up()
+
+    def mix(self) -> Counter[str]:
+        """Events in the log by topic."""
+        table_name = self.services.app.recorder.events_table_name  # type: ignore[attr-defined]
+        rows = self.services.database.query(f"SELECT topic, COUNT(*) AS n FROM {table_name} GROUP BY topic")
+        return Counter({str(r["topic"]).removeprefix("mailroom:"): int(r["n"]) for r in rows})
+
+
+# -- the measurement --------------------------------------------------------------------------
+
+
+def snapshot(state: State) -> State:
+    """A copy of the assigner's state deep enough that deciding on it leaves the original as it
+    was (dicts copied, mutable values in them copied; UUIDs, strings and numbers shared)."""
+    out = copy.copy(state)
+    for f in fields(state):
+        value: dict[Any, Any] = getattr(state, f.name)
+        setattr(out, f.name, {k: copy.copy(v) if isinstance(v, list) or hasattr(v, "__dict__") else v
+                              for k, v in value.items()})
+    return out
+
+
+@dataclass
+class Row:
+    backend: str
+    history: int
+    rebuild_s: float
+    decisions: int
+    decide_s: list[float] = field(default_factory=list)
+    record_s: list[float] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def decide_us(self) -> float:
+        return min(self.decide_s) / self.decisions * 1e6
+
+    @property
+    def record_us(self) -> float:
+        return min(self.record_s) / self.decisions * 1e6
+
+
+def decide_only(worker: AssignerWorker, start: int, stop: int,
+                conversations: list[UUID]) -> tuple[float, list[Outcome]]:
+    """Seconds for a copy of the worker's state to decide on the log's events start..stop, with
+    the facts of the new conversations read beforehand (untimed); and its outcomes."""
+    app = worker.app
+    events = [(n.id, app.mapper.to_domain_event(n))
+              for n in app.recorder.select_notifications(start, stop - start + 1, stop=stop)]
+    facts: dict[UUID, Arrived | None] = {cid: worker.facts(cid) for cid in conversations}
+    assert worker.assigner is not None
+    probe = Assigner(worker.assigner.zone, facts.get)
+    probe.state, probe._rule_order = snapshot(worker.assigner.state), worker.assigner._rule_order
+    outcomes: list[Outcome] = []
+    began = time.perf_counter()
+    for position, event in events:
+        outcomes.extend(probe.observe(position, event))
+    return time.perf_counter() - began, outcomes
+
+
+def recorded_since(services: Services, start: int) -> list[Outcome]:
+    app, out = services.app, []
+    while batch := app.recorder.select_notifications(start, 1000):
+        out += [o for n in batch if (o := recorded_outcome(app.mapper.to_domain_event(n))) is not None]
+        start = batch[-1].id + 1
+    return out
+
+
+def _key(o: Outcome) -> tuple[object, ...]:
+    """What a recorded decision keeps (a Queued event does not name its rule)."""
+    return (o.conversation_id, o.kind, o.decided_at, o.agent_id, None if o.kind == "queued" else o.rule_id, o.reason)
+
+
+def measure(history: History, backend: str, decisions: int, rounds: int, profile: bool) -> tuple[Row, str]:
+    """Restarts on the same database (history.services are replaced: the restarted worker is
+    the one that goes on), rebuilds, then decides on new arrivals `rounds` times, and once more
+    under cProfile if asked for (not counted)."""
+    url = history.services.settings.database_url
+    history.services.close()
+    services = history.services = open_services(url)
+    worker: AssignerWorker = services.assigner
+    events = head(services)
+    rebuild_s = _seconds(worker.rebuild)
+    worker.catch_up()  # the closes after the build's last decision
+    row = Row(backend, events, rebuild_s, decisions)
+    report = ""
+    for r in range(rounds + profile):
+        start = head(services) + 1
+        made = [history.arrivals(min(INTAKE_BATCH, decisions - i), replies=0.0, reopens=0.0)
+                for i in range(0, decisions, INTAKE_BATCH)]
+        opened = list(history.open)[-decisions:]
+        for arrivals in made:
+            history.take_in(arrivals)
+        stop = head(services)
+        seconds, outcomes = decide_only(worker, start, stop, opened)
+        if r < rounds:
+            row.decide_s.append(seconds)
+            row.record_s.append(_seconds(worker.catch_up))
+        else:
+            report = profiled(worker.catch_up)
+        recorded = recorded_since(services, stop + 1)
+        assert sorted(map(_key, recorded), key=str) == sorted(map(_key, outcomes), key=str), "decisions differ"
+        assert {o.conversation_id for o in recorded} == set(opened), "not every arrival was decided"
+        row.outcomes.update(o.kind for o in recorded)
+    return row, report
+
+
+def _seconds(run: Any) -> float:
+    began = time.perf_counter()
+    run()
+    return time.perf_counter() - began
+
+
+def run_backend(backend: str, histories: list[int], decisions: int, rounds: int,
+                profile: bool) -> tuple[list[Row], list[str], Counter[str], list[str]]:
+    """Sets up, then grows the log to each history length in turn and measures there."""
+    rows, builds, reports = [], [], []
+    with fresh_database(backend) as url:
+        history = History(open_services(url))
+        try:
+            began = time.perf_counter()
+            history.setup()
+            for h in histories:
+                history.grow(h)
+                builds.append(f"{backend} to {h:,} {time.perf_counter() - began:.0f}")
+                row, report = measure(history, backend, decisions, rounds, profile)
+                rows.append(row)
+                if report:
+                    reports.append(f"--- profile: decide+record, {backend}, history {row.history:,} ---\n{report}")
+                print(f"  {backend} {row.history:,} events: rebuild {row.rebuild_s:.1f} s, decide only "
+                      f"{row.decide_us:,.0f} us, decide+record {row.record_us:,.0f} us per decision", flush=True)
+                began = time.perf_counter()
+            mix = history.mix()
+        finally:
+            history.services.close()
+    return rows, builds, mix, reports
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.assignment", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--histories", default="10000,100000,1000000",
+                        help="log lengths to measure at, ascending (default 10000,100000,1000000)")
+    parser.add_argument("--decisions", type=int, default=2000, help="new arrivals decided per round (default 2000)")
+    parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="sqlite", help="default sqlite")
+    parser.add_argument("--rounds", type=int, default=1, help="measurements per history; best counts (default 1)")
+    parser.add_argument("--profile", action="store_true", help="cProfile the last decide+record of each history")
+    args = parser.parse_args(argv)
+    histories = sorted(int(h) for h in args.histories.split(","))
+    backends = BACKENDS if args.backend == "both" else (args.backend,)
+    rows: list[Row] = []
+    builds: list[str] = []
+    mixes: list[tuple[str, Counter[str]]] = []
+    reports: list[str] = []
+    began = time.perf_counter()
+    for backend in backends:
+        backend_rows, backend_builds, mix, backend_reports = run_backend(
+            backend, histories, args.decisions, args.rounds, args.profile)
+        rows += backend_rows
+        builds += backend_builds
+        mixes.append((backend, mix))
+        reports += backend_reports
+    print(f"\nassignment: {AGENTS:,} agents in {AGENTS // GROUP_SIZE} groups, {DOMAIN_RULES + len(KEYWORDS) + 2} "
+          f"rules, {args.decisions:,} new conversations decided per round, best of {args.rounds}")
+    out = []
+    for row in rows:
+        base = next(r for r in rows if r.backend == row.backend)
+        ratio = row.record_us / base.record_us
+        goal = "" if row is base else f"{'ok' if ratio <= GOAL else 'OVER'} {GOAL}x"
+        out.append([row.backend, f"{row.history:,}", f"{row.rebuild_s:.2f}", f"{row.decide_us:,.0f}",
+                    f"{row.decide_us / base.decide_us:.2f}x", f"{row.decisions / min(row.record_s):,.0f}",
+                    f"{row.record_us:,.0f}", f"{ratio:.2f}x", goal])
+    print(table(["backend", "history (events)", "rebuild s", "decide-only us", "ratio", "decide+record /s",
+                 "us/decision", "ratio", "goal"], out))
+    outcomes = sum((r.outcomes for r in rows), Counter())
+    print("decisions: " + ", ".join(f"{k} {v:,}" for k, v in outcomes.most_common()))
+    for backend, mix in mixes:
+        total = sum(mix.values())
+        print(f"log at the end ({backend}, {total:,} events): "
+              + ", ".join(f"{k} {v / total:.1%}" for k, v in mix.most_common(10)))
+    print("building s: " + ", ".join(builds) + f"; total run {time.perf_counter() - began:.0f} s")
+    for report in reports:
+        print(f"\n{report}")
+
+
+if __name__ == "__main__":
+    main()
