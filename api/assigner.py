@@ -53,6 +53,7 @@ class AssignerWorker:
         self.lock = threading.Lock()
         self.assigner: Assigner | None = None
         self.position = 0
+        self._stored: int | None = None  # the decided position as this process last stored or saw it
 
     # ------------------------------------------------------------------ state
 
@@ -71,29 +72,35 @@ class AssignerWorker:
 
     def rebuild(self) -> None:
         """The state as of the last decided trigger: recorded decisions applied where they were made."""
+        self._replay(Assigner(ZoneInfo(self.services.settings.timezone), self.facts), 0)
+        log.info("assigner state rebuilt up to event %s", self.position)
+
+    def _replay(self, assigner: Assigner, after: int) -> None:
+        """Brings `assigner`, which has seen the log up to `after`, to the last trigger decided on
+        (by any process), applying the recorded decisions where they were made, deciding nothing."""
         recorder = self.app.recorder
         decisions: dict[int, list[Outcome]] = defaultdict(list)
-        start = 1
+        start = after + 1
         while batch := recorder.select_notifications(start, BATCH, topics=DECISIONS):
             for notification in batch:
                 outcome = recorded_outcome(self.app.mapper.to_domain_event(notification))
-                if outcome is not None:
+                if outcome is not None and outcome.decided_at > after:
                     decisions[outcome.decided_at].append(outcome)
             start = batch[-1].id + 1
-        resume = max(decisions, default=0)
-        assigner = Assigner(ZoneInfo(self.services.settings.timezone), self.facts)
+        resume = max(decisions, default=after)
         assigner.replaying = True
-        position = 0
-        while position < resume and (batch := recorder.select_notifications(position + 1, BATCH, stop=resume)):
-            for notification in batch:
-                event = self.app.mapper.to_domain_event(notification)
-                assigner.observe(notification.id, event)
-                for outcome in decisions.get(notification.id, []):
-                    assigner.apply(outcome, event.timestamp)  # type: ignore[attr-defined]
-            position = batch[-1].id
-        assigner.replaying = False
+        try:
+            position = after
+            while position < resume and (batch := recorder.select_notifications(position + 1, BATCH, stop=resume)):
+                for notification in batch:
+                    event = self.app.mapper.to_domain_event(notification)
+                    assigner.observe(notification.id, event)
+                    for outcome in decisions.get(notification.id, []):
+                        assigner.apply(outcome, event.timestamp)  # type: ignore[attr-defined]
+                position = batch[-1].id
+        finally:
+            assigner.replaying = False
         self.assigner, self.position = assigner, resume
-        log.info("assigner state rebuilt up to event %s", resume)
 
     # ------------------------------------------------------------------ following the log
 
@@ -107,8 +114,15 @@ class AssignerWorker:
                 return self._catch_up(lease)
 
     def _catch_up(self, lease: Any) -> int:
+        stored = self.decided_position()
         if self.assigner is None:
             self.rebuild()
+        elif stored != self._stored:
+            # Another process led since this one last did: its state here is stale. Take in what
+            # the other decided (as a rebuild would) before deciding anything, or the same
+            # triggers would be decided, and recorded, twice.
+            self._replay(self.assigner, self.position)
+        self._stored = stored
         recorded = 0
         while batch := self.app.recorder.select_notifications(self.position + 1, BATCH):
             assert self.assigner is not None
@@ -126,6 +140,7 @@ class AssignerWorker:
             self.position = batch[-1].id
             recorded += len(outcomes)
             self._store_position()
+            self._stored = self.position
             lease.renew()
         return recorded
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from domain.conditions import MessageFacts, RuleEntry, first_matching_rule
 from domain.conversation import ASSIGNER
 from domain.routing import RuleSpec
-from domain.strategies import AgentFigures, candidates, decide
+from domain.strategies import AgentFigures, candidates, decide, why_not
 from domain.values import AgentStatus, AssignmentStrategy
 
 FactsLoader = Callable[[UUID], "Arrived | None"]
@@ -201,6 +201,16 @@ class Assigner:
                 return account_id
         return None
 
+    def in_rule_groups(self, conversation_id: UUID, agent_id: UUID) -> bool:
+        """Whether the agent is a member of the groups of the conversation's rule (eligibility,
+        DESIGN 4.3). A conversation never routed (assigned by hand) has no groups to check; one
+        whose rule was deleted has none to be a member of."""
+        rule_id = self.state.rule_of.get(conversation_id)
+        if rule_id is None:
+            return True
+        rule = self.state.rules.get(rule_id)
+        return rule is not None and agent_id in candidates([self.state.groups.get(g, []) for g in rule.spec.group_ids])
+
     def drain_queue(self, position: int, at: datetime) -> list[Outcome]:
         """Assigns queued conversations, oldest first, while agents are eligible for them."""
         out: list[Outcome] = []
@@ -346,6 +356,9 @@ def _message_received(a: Assigner, p: int, e: Any) -> list[Outcome]:
 def _assigned(a: Assigner, p: int, e: Any) -> list[Outcome]:
     if e.decided_by == ASSIGNER:
         return []  # applied when it was decided
+    # Assigned by hand: it no longer waits, for an agent or for a covering rule.
+    a.state.queued.pop(e.originator_id, None)
+    a.state.unrouted.pop(e.originator_id, None)
     a._assigned(e.originator_id, e.agent_id, _at(e), None)
     return a.drain_queue(p, _at(e))
 
@@ -368,8 +381,7 @@ def _reopened(a: Assigner, p: int, e: Any) -> list[Outcome]:
     previous = e.previous_assignee_id
     figures = a.figures(_at(e))
     agent = figures.get(previous) if previous is not None else None
-    if agent is not None and agent.status is AgentStatus.ONLINE and (
-            agent.capacity is None or agent.active < agent.capacity):
+    if agent is not None and why_not(agent) is None and a.in_rule_groups(e.originator_id, agent.agent_id):
         outcome = Outcome(e.originator_id, "assigned", p, agent_id=previous, strategy=None,
                           reason=f"reopened: back to previous assignee {agent.name}")
         a._assigned(e.originator_id, previous, _at(e), None)

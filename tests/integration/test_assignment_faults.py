@@ -214,11 +214,11 @@ def test_assign_close_reopen_by_hand_and_a_reply_into_a_closed_conversation(
     assert where(services)["Q4"] == ("QUEUED", None)
     assert open_counts(services) == {ann: 2, bob: 1}
 
-    # No limits any more: Q4 goes to the least loaded (bob); then ann 2, bob 2.
-    for agent_id in agents.values():
-        services.app.update_agent(agent_id, capacity=None)
-    settle(services, services.projections.head())
+    # bob's limit goes: Q4 is his; then ann's goes too.
+    do(services.app.update_agent(agents["bob"], capacity=None))
     assert where(services)["Q4"] == ("OPEN", bob)
+    do(services.app.update_agent(agents["ann"], capacity=None))
+    assert open_counts(services) == {ann: 2, bob: 2}
     assert_figures_consistent(services)
 
     # Reopened while its previous assignee is eligible: back to them.
@@ -234,6 +234,13 @@ def test_assign_close_reopen_by_hand_and_a_reply_into_a_closed_conversation(
     assert where(services)["Q1"] == ("OPEN", bob)
     assert last_assignment(services, str(cid["Q1"]))["strategy"] == LB.value
     do(services.app.set_agent_status(agents["ann"], AgentStatus.ONLINE))
+
+    # Reopened after its previous assignee left the rule's groups: not eligible, routed again.
+    do(services.app.close_conversation(cid["Q0"]))
+    do(services.app.remove_group_members(group, [agents["ann"]]))
+    do(services.app.reopen_conversation(cid["Q0"]))
+    assert where(services)["Q0"] == ("OPEN", bob)
+    do(services.app.add_group_members(group, [agents["ann"]]))
 
     # The customer answers into a closed conversation: it reopens, back to its previous assignee.
     do(services.app.close_conversation(cid["Q3"]))
