@@ -4,6 +4,7 @@ commands on a conversation (assign, close, reopen)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from uuid import UUID
 
 import strawberry
@@ -63,44 +64,36 @@ class AssignmentQuery:
         return await agent_by_id(info, await blocking(services(info).conversations.last_handler, customer_email))
 
 
-async def _payload(info: Ctx, written: Written | None, errors: list[UserError]) -> ConversationPayload:
-    row = await blocking(services(info).conversations.conversation, written.id) if written else None
-    return ConversationPayload(conversation=Conversation(row=row) if row else None, user_errors=errors)
-
-
-async def _may_act(info: Ctx, conversation_id: UUID) -> list[UserError]:
-    """Admins act on any conversation; agents on their groups' ones; auditors on none."""
+async def _act(info: Ctx, conversation_id: UUID, run: Callable[[], Written],
+               then_decide: bool = False) -> ConversationPayload:
+    """Admins act on any conversation, agents on their groups' ones, auditors on none; the
+    answer shows the conversation with the command's effect (and, if asked, the assigner's)."""
     who = require(info, Role.ADMIN, Role.AGENT)
     if who.role is Role.AGENT and not await visible(info, conversation_id):
-        return [UserError(field=["id"], message="conversation not found", code="NOT_FOUND")]
-    return []
+        return ConversationPayload(conversation=None, user_errors=[
+            UserError(field=["id"], message="conversation not found", code="NOT_FOUND")])
+    written, errors = await command(info, run)
+    s = services(info)
+    if written is not None and then_decide:
+        await blocking(s.assigner.wait_for, written.position)
+        await blocking(s.projections.wait_for, s.projections.head())
+    row = await blocking(s.conversations.conversation, written.id) if written else None
+    return ConversationPayload(conversation=Conversation(row=row) if row else None, user_errors=errors)
 
 
 @strawberry.type
 class AssignmentMutations:
     @strawberry.mutation
     async def assign_conversation(self, info: Ctx, conversation_id: UUID, agent_id: UUID) -> ConversationPayload:
-        denied = await _may_act(info, conversation_id)
-        if denied:
-            return ConversationPayload(conversation=None, user_errors=denied)
-        written, errors = await command(info, lambda: services(info).app.assign_conversation(conversation_id, agent_id))
-        return await _payload(info, written, errors)
+        return await _act(info, conversation_id,
+                          lambda: services(info).app.assign_conversation(conversation_id, agent_id))
 
     @strawberry.mutation
     async def close_conversation(self, info: Ctx, id: UUID) -> ConversationPayload:
-        denied = await _may_act(info, id)
-        if denied:
-            return ConversationPayload(conversation=None, user_errors=denied)
-        written, errors = await command(info, lambda: services(info).app.close_conversation(id))
-        return await _payload(info, written, errors)
+        # Closing frees capacity: the answer waits until a queued conversation took its place.
+        return await _act(info, id, lambda: services(info).app.close_conversation(id), then_decide=True)
 
     @strawberry.mutation
     async def reopen_conversation(self, info: Ctx, id: UUID) -> ConversationPayload:
-        denied = await _may_act(info, id)
-        if denied:
-            return ConversationPayload(conversation=None, user_errors=denied)
-        written, errors = await command(info, lambda: services(info).app.reopen_conversation(id))
-        if written is not None:  # answer once the assigner has decided where it goes
-            await blocking(services(info).assigner.wait_for, written.position)
-            await blocking(services(info).projections.wait_for, services(info).projections.head())
-        return await _payload(info, written, errors)
+        # Reopening asks the assigner where it goes: back to its assignee, or routed again.
+        return await _act(info, id, lambda: services(info).app.reopen_conversation(id), then_decide=True)
