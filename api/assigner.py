@@ -2,7 +2,9 @@
 decides routing and assignment (domain/assigner.py) and records the decisions.
 
 On start it rebuilds its state from the log, applying recorded decisions where they were
-made; it resumes after the last trigger it decided on. A decision that cannot be saved
+made; it resumes after the last trigger it decided on. Leadership may pass between processes
+from one catch-up to the next: a process that takes it over first takes in, the same way,
+what the others decided since it last led. A decision that cannot be saved
 (an admin changed the conversation at that moment) makes it rebuild and decide again.
 """
 

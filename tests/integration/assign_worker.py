@@ -30,7 +30,7 @@ def main(batch: str, pause: str) -> None:
         if outcomes:
             time.sleep(float(pause))  # saved, but the position not yet stored
 
-    worker._record = slow_record  # type: ignore[method-assign]
+    worker._record = slow_record
     print("deciding", flush=True)
     while True:
         worker.catch_up()

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -129,7 +130,7 @@ def test_an_assigner_killed_midway_resumes_without_deciding_twice_or_leaving_any
 ) -> None:
     user = new_user(dovecot)
     mailbox_id = bind_at(services, dovecot, user)
-    agents, group = team(services, ["ann", "bob", "cid", "dee"], capacity=9)
+    _, group = team(services, ["ann", "bob", "cid", "dee"], capacity=9)
     services.app.create_routing_rule(RuleSpec(name="All", mailbox_ids=[mailbox_id], group_ids=[group],
                                               strategy=LB))
     append_many(dovecot, user, [mail(subject=f"Q{i:02d}", sender=f"c{i}@customer.example") for i in range(40)])
@@ -167,8 +168,10 @@ def test_an_assigner_killed_midway_resumes_without_deciding_twice_or_leaving_any
     settle(restarted, restarted.projections.head())
     state = where(restarted)
     assert all(state[f"Q{i:02d}"][0] == "OPEN" for i in range(36, 40)), state
+    assert Counter(status for status, _ in state.values()) == {"OPEN": 36, "CLOSED": 4}  # none left behind
     assert sorted(open_counts(restarted).values()) == [9, 9, 9, 9]
-    assert set(assigned_events(restarted).values()) == {1}
+    per_conversation = assigned_events(restarted)
+    assert len(per_conversation) == 40 and set(per_conversation.values()) == {1}, per_conversation
     assert_figures_consistent(restarted)
     assert_replay_matches(restarted)
     assert_views_clean(restarted)
