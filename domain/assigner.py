@@ -9,7 +9,7 @@ exactly where it stopped; deciding again over the same log re-derives the same d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -83,6 +83,7 @@ class State:
     assignee: dict[UUID, UUID] = field(default_factory=dict)  # open conversation -> agent
     customer: dict[UUID, str] = field(default_factory=dict)  # conversation -> customer email
     rule_of: dict[UUID, UUID] = field(default_factory=dict)  # routed conversation -> its rule
+    contact_emails: dict[UUID, str] = field(default_factory=dict)  # contact id -> email
 
 
 class Assigner:
@@ -141,13 +142,17 @@ class Assigner:
 
     # ------------------------------------------------------------------ decisions
 
-    def figures(self, at: datetime) -> dict[UUID, AgentFigures]:
+    def figures(self, at: datetime, only: Iterable[UUID | None] | None = None) -> dict[UUID, AgentFigures]:
+        """Figures of every agent, or of those in `only` (the ones a decision can look at)."""
         day = at.astimezone(self.zone).date()
+        agents = self.state.agents
+        ids = agents if only is None else [i for i in dict.fromkeys(only) if i is not None and i in agents]
         return {
             agent_id: AgentFigures(agent_id=agent_id, name=a.name, status=a.status, capacity=a.capacity,
                                    active=a.active, today=a.today if a.day == day else 0,
                                    last_assigned_at=a.last_assigned_at)
-            for agent_id, a in self.state.agents.items()
+            for agent_id in ids
+            for a in (agents[agent_id],)
         }
 
     def route(self, conversation_id: UUID, arrived: Arrived, position: int, at: datetime,
@@ -172,8 +177,10 @@ class Assigner:
         s = self.state
         order = candidates([s.groups.get(g, []) for g in spec.group_ids])
         owner = self._owner(spec.strategy, customer)
-        decision = decide(spec.strategy, spec.fallback_strategy, order, self.figures(at), s.cursor.get(rule_id),
-                          owner_id=owner, last_handler_id=s.last_handler.get(customer))
+        cursor, last_handler = s.cursor.get(rule_id), s.last_handler.get(customer)
+        figures = self.figures(at, [*order, owner, last_handler, cursor])  # all that decide() reads or names
+        decision = decide(spec.strategy, spec.fallback_strategy, order, figures, cursor,
+                          owner_id=owner, last_handler_id=last_handler)
         if decision.agent_id is None:
             s.queued[conversation_id] = _Waiting(rule_id, spec, customer)
             return [Outcome(conversation_id, "queued", position, rule_id=rule_id, strategy=decision.strategy,
@@ -311,6 +318,7 @@ def _account_owner(a: Assigner, p: int, e: Any) -> list[Outcome]:
 
 
 def _contact_created(a: Assigner, p: int, e: Any) -> list[Outcome]:
+    a.state.contact_emails[e.originator_id] = e.email
     a.state.contact_owner[e.email] = e.owner_id
     a.state.contact_account[e.email] = e.account_id
     return []
@@ -331,12 +339,7 @@ def _contact_owner(a: Assigner, p: int, e: Any) -> list[Outcome]:
 
 
 def _contact_email(a: Assigner, e: Any) -> str | None:
-    from domain.ids import contact_id
-
-    for email in a.state.contact_owner:
-        if contact_id(email) == e.originator_id:
-            return email
-    return None
+    return a.state.contact_emails.get(e.originator_id)
 
 
 def _opened(a: Assigner, p: int, e: Any) -> list[Outcome]:
