@@ -169,14 +169,15 @@ class MailboxSync:
             numbers = [n for n, _, _ in listing]
             by_number = {n: (uidl, size) for n, uidl, size in listing}
             for chunk in chunks(numbers, {n: s for n, (_, s) in by_number.items()}):
-                batch = []
+                raws, oversized = [], []
                 for n in chunk:
                     uidl, size = by_number[n]
                     if size > MAX_MESSAGE_BYTES:
-                        batch.append(too_large(f"pop3:{uidl}", size, session.top(n, 0), blobs))
+                        oversized.append(too_large(f"pop3:{uidl}", size, session.top(n, 0), blobs))
                     else:
-                        batch += arrivals([(f"pop3:{uidl}", session.retrieve(n))], mailbox.address, blobs)
-                report.add(app.take_in(mailbox.id, batch))
+                        raws.append((f"pop3:{uidl}", session.retrieve(n)))
+                # One parse and one blob write per batch, as for IMAP, not one per message.
+                report.add(app.take_in(mailbox.id, arrivals(raws, mailbox.address, blobs) + oversized))
                 state.mark_uidls(mailbox.id, [by_number[n][0] for n in chunk])
                 lease.renew()
 

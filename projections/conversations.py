@@ -8,6 +8,8 @@ from typing import Any
 from domain.mail import InboundMail
 from projections.tables import Rows, Table
 from projections.view import Handler, View, to_json
+from projections.view import event_id as _id
+from projections.view import event_time as _at
 
 T, B = "TEXT", "BIGINT"
 
@@ -30,14 +32,6 @@ ASSIGNMENTS = Table("rm_assignments", {
 QUARANTINE = Table("rm_quarantine", {
     "id": T, "mailbox_id": T, "source": T, "reason": T, "size": B, "raw_blob": T, "received_at": T},
     ("id",), (("mailbox_id", "received_at"),))
-
-
-def _id(event: Any) -> str:
-    return str(event.originator_id)
-
-
-def _at(event: Any) -> str:
-    return str(event.timestamp.isoformat())
 
 
 def opened(e: Any, rows: Rows) -> None:

@@ -9,6 +9,8 @@ from domain.mailbox import DEFAULT_FOLDERS
 from domain.routing import RuleSpec
 from projections.tables import Rows, Table
 from projections.view import Handler, View, to_json
+from projections.view import event_id as _id
+from projections.view import event_time as _at
 
 T, B = "TEXT", "BIGINT"
 
@@ -36,14 +38,6 @@ ACCOUNT_DOMAINS = Table("rm_account_domains", {"domain": T, "account_id": T},
                         ("domain", "account_id"), (("account_id",),))
 CONTACTS = Table("rm_contacts", {
     "id": T, "email": T, "name": T, "account_id": T, "owner_id": T}, ("id",), (("account_id",),))
-
-
-def _id(event: Any) -> str:
-    return str(event.originator_id)
-
-
-def _at(event: Any) -> str:
-    return str(event.timestamp.isoformat())
 
 
 def _opt(value: Any) -> str | None:

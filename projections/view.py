@@ -32,6 +32,15 @@ def plain(value: Any) -> Any:
     return value
 
 
+def event_id(event: Any) -> str:
+    """The id of the aggregate an event belongs to, as views store it."""
+    return str(event.originator_id)
+
+
+def event_time(event: Any) -> str:
+    return str(event.timestamp.isoformat())
+
+
 def to_json(value: Any) -> str | None:
     return None if value is None else json.dumps(plain(value), separators=(",", ":"), sort_keys=True)
 

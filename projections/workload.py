@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from projections.tables import Rows, Table
 from projections.view import Handler, View
+from projections.view import event_id as _id
 
 T, B = "TEXT", "BIGINT"
 
@@ -16,10 +17,6 @@ DAILY = Table("rm_daily_totals", {"agent_id": T, "day": T, "received": B}, ("age
 LAST_HANDLER = Table("rm_last_handler", {"customer_email": T, "agent_id": T, "at": T}, ("customer_email",))
 CURSORS = Table("rm_rule_cursors", {"rule_id": T, "agent_id": T}, ("rule_id",))
 CUSTOMERS = Table("rm_conversation_customers", {"conversation_id": T, "customer_email": T}, ("conversation_id",))
-
-
-def _id(e: Any) -> str:
-    return str(e.originator_id)
 
 
 def _bump(rows: Rows, agent_id: Any, delta: int, at: str | None = None) -> None:

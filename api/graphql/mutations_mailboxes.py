@@ -132,7 +132,6 @@ class MailboxMutations:
         written, errors = await command(info, lambda: services(info).app.delete_mailbox(id))
         return DeletePayload(deleted_id=written.id if written else None, user_errors=errors)
 
-
     @strawberry.mutation
     async def sync_mailbox(self, info: Ctx, id: UUID) -> SyncPayload:
         """Fetch new mail now and return once it is taken in."""
