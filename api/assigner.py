@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 from api.bootstrap import Services
 from domain.assigner import Arrived, Assigner, Outcome
 from domain.commands.base import Conflict
-from domain.conditions import MessageFacts
 from domain.conversation import ASSIGNER, Conversation
+from projections.arrivals import arrival
 
 log = logging.getLogger("mailroom.assigner")
 DECISIONS = ["mailroom:Conversation.Routed", "mailroom:Conversation.LeftUnrouted",
@@ -60,17 +60,7 @@ class AssignerWorker:
     # ------------------------------------------------------------------ state
 
     def facts(self, conversation_id: UUID) -> Arrived | None:
-        events: list[Any] = list(self.app.repository.event_store.get(conversation_id, lte=2))
-        if len(events) < 2:
-            return None
-        opened, received = events[0], events[1]
-        mail = getattr(received, "mail", None)
-        if mail is None:
-            return None
-        facts = MessageFacts(from_address=mail.from_address, to=list(mail.to), cc=list(mail.cc),
-                             subject=mail.subject, body=mail.text, headers=dict(mail.headers),
-                             has_attachment=any(not a.inline for a in mail.attachments))
-        return Arrived(mailbox_id=opened.mailbox_id, customer_email=opened.customer_email, facts=facts)
+        return arrival(self.app, conversation_id)
 
     def rebuild(self) -> None:
         """The state as of the last decided trigger: recorded decisions applied where they were made."""

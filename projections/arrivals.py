@@ -1,0 +1,24 @@
+"""What routing needs of a conversation, read from the conversation's first events."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from domain.assigner import Arrived
+from domain.conditions import MessageFacts
+
+
+def arrival(app: Any, conversation_id: UUID) -> Arrived | None:
+    """The mailbox, customer and first message of a conversation (None if it has none yet)."""
+    events: list[Any] = list(app.repository.event_store.get(conversation_id, lte=2))
+    if len(events) < 2:
+        return None
+    opened, received = events[0], events[1]
+    mail = getattr(received, "mail", None)
+    if mail is None:
+        return None
+    facts = MessageFacts(from_address=mail.from_address, to=list(mail.to), cc=list(mail.cc),
+                         subject=mail.subject, body=mail.text, headers=dict(mail.headers),
+                         has_attachment=any(not a.inline for a in mail.attachments))
+    return Arrived(mailbox_id=opened.mailbox_id, customer_email=opened.customer_email, facts=facts)
