@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Protocol
 from uuid import UUID
 
+import re2
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Collector
@@ -29,8 +31,78 @@ NEEDS_VALUE = frozenset(
         ConditionOperator.MATCHES_REGEX,
     }
 )
-MAX_REGEX = 500
+# Limits on a MATCHES_REGEX pattern. RE2's search is linear in the text; its cost per character
+# grows with the program when the DFA runs out of its share of REGEX_MAX_MEM and RE2 falls back to
+# its NFA. Probing nested counted repetitions (the worst found) over 100,000 characters: up to
+# ~2,000 instructions, at most ~0.2 s; above ~3,200 instructions, cliffs of 5-9 s.
+MAX_REGEX = 500  # characters of the pattern
+REGEX_MAX_MEM = 8 << 20  # bytes RE2 may use for one pattern (RE2's default): program and DFA caches
+REGEX_MAX_PROGRAM = 2_000  # RE2 instructions; \pL+ is 1,201, .{1,1000} is 9,004
 MAX_CONDITIONS = 50
+
+
+class CompiledPattern(Protocol):
+    """What routing uses of an RE2 pattern (google-re2 ships no type information)."""
+
+    @property
+    def programsize(self) -> int: ...
+
+    def search(self, text: bytes) -> object | None: ...
+
+
+class PatternRefused(ValueError):
+    """A MATCHES_REGEX value the routing engine will not run; the message says why, for the admin."""
+
+
+def _re2_options() -> object:
+    options = re2.Options()
+    options.max_mem = REGEX_MAX_MEM  # a bigger program fails to compile ("pattern too large")
+    options.log_errors = False  # refusals go to the admin as userErrors, not to stderr
+    options.never_capture = True  # routing only asks whether the pattern matches
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+def _refusal(detail: str) -> str:
+    """RE2's reason for refusing a pattern, put in terms an admin can act on."""
+    unsupported = "which the routing engine (RE2: linear time, no backtracking) does not support"
+    operator = detail.removeprefix("invalid perl operator: ")
+    if operator != detail and operator.startswith(("(?=", "(?!", "(?<=", "(?<!")):
+        return f"regex uses lookahead or lookbehind ({operator}), {unsupported}"
+    if re.fullmatch(r"invalid escape sequence: \\[1-9k]|invalid perl operator: \(\?P[=>]?", detail):
+        return f"regex uses a backreference, {unsupported}"
+    if detail == "invalid escape sequence: \\Z":
+        return "regex does not compile: \\Z is not supported; use \\z for the end of the text"
+    if detail.startswith("pattern too large"):
+        return f"regex is too complex: it needs more than {REGEX_MAX_MEM >> 20} MiB to compile"
+    return f"regex does not compile (RE2 syntax): {detail}"
+
+
+def compile_pattern(pattern: str) -> CompiledPattern:
+    """The one engine for MATCHES_REGEX, used both to accept a rule and to route with it.
+
+    RE2 matches in time linear in the text, so a search needs no time guard and gives the same
+    answer on any machine. Raises PatternRefused with an admin-facing reason for a pattern
+    longer than MAX_REGEX, one RE2 rejects (backreferences, lookaround, bad syntax), or one whose
+    program is larger than REGEX_MAX_PROGRAM instructions (the bound on the cost per character).
+    """
+    if len(pattern) > MAX_REGEX:
+        raise PatternRefused(f"regex longer than {MAX_REGEX} characters")
+    try:
+        compiled: CompiledPattern = re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else ""
+        text = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
+        raise PatternRefused(_refusal(text)) from None
+    size = compiled.programsize
+    if size > REGEX_MAX_PROGRAM:
+        raise PatternRefused(
+            f"regex is too complex: it compiles to {size} RE2 instructions, at most {REGEX_MAX_PROGRAM} are allowed"
+            " (large repetition counts such as {1,1000} or \\pL{1,20} cost the most)"
+        )
+    return compiled
 
 
 @dataclass(frozen=True)
@@ -62,13 +134,10 @@ def check_condition(errors: Collector, path: tuple[str, ...], c: Condition) -> N
     if c.operator in NEEDS_VALUE and not c.value:
         errors.add((*path, "value"), f"{c.operator.value} needs a value")
     if c.operator is ConditionOperator.MATCHES_REGEX and c.value:
-        if len(c.value) > MAX_REGEX:
-            errors.add((*path, "value"), f"regex longer than {MAX_REGEX} characters")
-        else:
-            try:
-                re.compile(c.value)
-            except re.error as exc:
-                errors.add((*path, "value"), f"regex does not compile: {exc}")
+        try:
+            compile_pattern(c.value)
+        except PatternRefused as exc:
+            errors.add((*path, "value"), str(exc))
 
 
 def check_rule(spec: RuleSpec) -> Collector:

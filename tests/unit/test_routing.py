@@ -7,7 +7,16 @@ from uuid import UUID, uuid4
 import pytest
 
 from domain.errors import Collector
-from domain.routing import MAX_CONDITIONS, MAX_REGEX, RuleSpec, check_condition, check_rule
+from domain.routing import (
+    MAX_CONDITIONS,
+    MAX_REGEX,
+    REGEX_MAX_PROGRAM,
+    PatternRefused,
+    RuleSpec,
+    check_condition,
+    check_rule,
+    compile_pattern,
+)
 from domain.values import AssignmentStrategy, Condition, ConditionField, ConditionMatch, ConditionOperator
 
 F = ConditionField
@@ -41,6 +50,16 @@ BAD_CONDITIONS = [
         Condition(F.SUBJECT, Op.MATCHES_REGEX, "a" * (MAX_REGEX + 1)), "value", "longer than 500", id="regex-long"
     ),
     pytest.param(Condition(F.SUBJECT, Op.MATCHES_REGEX, ""), "value", "needs a value", id="regex-empty"),
+    pytest.param(Condition(F.SUBJECT, Op.MATCHES_REGEX, r"(a)\1"), "value", "backreference", id="regex-backref"),
+    pytest.param(
+        Condition(F.SUBJECT, Op.MATCHES_REGEX, r"(?P<x>a)(?P=x)"), "value", "backreference", id="regex-named-backref"
+    ),
+    pytest.param(Condition(F.SUBJECT, Op.MATCHES_REGEX, r"(?=a)"), "value", "lookahead", id="regex-lookahead"),
+    pytest.param(Condition(F.BODY, Op.MATCHES_REGEX, r"x(?!a)"), "value", "lookahead", id="regex-negative-lookahead"),
+    pytest.param(Condition(F.BODY, Op.MATCHES_REGEX, r"(?<=a)b"), "value", "lookbehind", id="regex-lookbehind"),
+    pytest.param(Condition(F.SUBJECT, Op.MATCHES_REGEX, r"done\Z"), "value", "use \\z", id="regex-Z"),
+    pytest.param(Condition(F.SUBJECT, Op.MATCHES_REGEX, r".{1,1000}x"), "value", "too complex", id="regex-big"),
+    pytest.param(Condition(F.SUBJECT, Op.MATCHES_REGEX, r"\pL{1,20}"), "value", "too complex", id="regex-unicode"),
     pytest.param(Condition(F.HEADER, Op.EQUALS, "1"), "headerName", "need the header's name", id="no-header"),
     pytest.param(
         Condition(F.HEADER, Op.EQUALS, "1", header_name=""), "headerName", "need the header's name", id="empty-hdr"
@@ -81,6 +100,11 @@ def test_bad_condition_points_at_its_field(condition: Condition, bad_field: str,
     [
         Condition(F.SUBJECT, Op.MATCHES_REGEX, r"^\[ticket #\d+\]"),
         Condition(F.SUBJECT, Op.MATCHES_REGEX, "a" * MAX_REGEX),
+        Condition(F.SUBJECT, Op.MATCHES_REGEX, r"(?i)^(re|fwd?):\s*(?P<ticket>\[#\d{1,10}\])"),
+        Condition(F.FROM_ADDRESS, Op.MATCHES_REGEX, r"(?i)^[a-z0-9._%+-]+@(example|acme)\.(com|io)$"),
+        Condition(F.BODY, Op.MATCHES_REGEX, r"(?m)^\s*(invoice|rechnung|счёт)\b"),
+        Condition(F.BODY, Op.MATCHES_REGEX, r"\pL+ \p{Greek}+ \z"),
+        Condition(F.SUBJECT, Op.MATCHES_REGEX, r"^(a|aa)+$"),  # catastrophic for backtracking, fine for RE2
         Condition(F.HEADER, Op.EQUALS, "1", header_name="X-Priority"),
         Condition(F.HEADER, Op.CONTAINS, "yes", header_name="X-Spam-Flag"),
         Condition(F.HAS_ATTACHMENT, Op.IS_TRUE),
@@ -117,6 +141,55 @@ def test_each_bad_condition_is_reported_at_its_own_index() -> None:
         ("input", "conditions", "2", "headerName"),
         ("input", "conditions", "2", "value"),
     ]
+
+
+# --- the regex engine: one for accepting a rule and for routing with it -------------------
+
+
+def test_refused_patterns_say_why() -> None:
+    messages = {}
+    for pattern in [r"(a)\1", r"(?=a)", r"(?<!a)b", r"(unclosed", "a" * (MAX_REGEX + 1), r".{1,1000}x"]:
+        with pytest.raises(PatternRefused) as refused:
+            compile_pattern(pattern)
+        messages[pattern[:12]] = str(refused.value)
+    assert messages == {
+        r"(a)\1": "regex uses a backreference, which the routing engine (RE2: linear time, no backtracking)"
+        " does not support",
+        r"(?=a)": "regex uses lookahead or lookbehind ((?=), which the routing engine (RE2: linear time,"
+        " no backtracking) does not support",
+        r"(?<!a)b": "regex uses lookahead or lookbehind ((?<!), which the routing engine (RE2: linear time,"
+        " no backtracking) does not support",
+        "(unclosed": "regex does not compile (RE2 syntax): missing ): (unclosed",
+        "a" * 12: f"regex longer than {MAX_REGEX} characters",
+        r".{1,1000}x": f"regex is too complex: it compiles to 9004 RE2 instructions, at most {REGEX_MAX_PROGRAM}"
+        " are allowed (large repetition counts such as {1,1000} or \\pL{1,20} cost the most)",
+    }
+
+
+def test_refused_pattern_in_a_rule_is_reported_with_the_others() -> None:
+    errors = check_rule(
+        rule(
+            name="",
+            conditions=[
+                VALID,
+                Condition(F.SUBJECT, Op.MATCHES_REGEX, r"(a)\1"),
+                Condition(F.TO_ADDRESS, Op.MATCHES_REGEX, r"^(?!noreply@)"),
+                Condition(F.BODY, Op.MATCHES_REGEX, "x" * (MAX_REGEX + 1)),
+            ],
+        )
+    )
+    assert fields_of(errors) == [
+        ("input", "name"),
+        ("input", "conditions", "1", "value"),
+        ("input", "conditions", "2", "value"),
+        ("input", "conditions", "3", "value"),
+    ]
+    assert all(p.code == "INVALID" for p in errors.problems)
+
+
+def test_a_pattern_just_within_the_limits_compiles() -> None:
+    assert compile_pattern("a" * MAX_REGEX).search(b"a" * MAX_REGEX) is not None
+    assert compile_pattern(r"(?i)x{1,400}y").search(b"XXy") is not None
 
 
 # --- rules ------------------------------------------------------------------------------
