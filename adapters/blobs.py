@@ -1,19 +1,32 @@
-"""Content-addressed blob store (raw messages, attachments, sanitised HTML) in a table
-beside the log: the same bytes are stored once, and writing them again is a no-op."""
+"""Content-addressed blob store (raw messages, message bodies and header maps, attachments,
+sanitised HTML) in a table beside the log: the same bytes are stored once, and writing them
+again is a no-op. Events refer to blobs by key; erasing content is deleting its blobs."""
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from collections.abc import Iterable
+from typing import Any
 
-from adapters.database import Database
+from adapters.database import Database, Tx
+from domain.mail import content_key
 
 TABLE = "mailroom_blobs"
 
 
 def blob_key(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    """sha256 of the bytes: the same key the domain refers to blobs by (domain.mail.content_key)."""
+    return content_key(data)
+
+
+def read_many(tx: Tx, keys: Iterable[str]) -> dict[str, bytes]:
+    """The stored blobs among `keys`, in one statement of the caller's transaction (missing ones: absent)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    marks = ", ".join("?" for _ in wanted)
+    rows = tx.execute(f"SELECT sha256, data FROM {TABLE} WHERE sha256 IN ({marks})", wanted).all()
+    return {str(r["sha256"]): zlib.decompress(bytes(r["data"])) for r in rows}
 
 
 def compress_all(blobs: Iterable[bytes]) -> list[tuple[str, int, bytes]]:
@@ -27,13 +40,14 @@ def compress_all(blobs: Iterable[bytes]) -> list[tuple[str, int, bytes]]:
 
 
 class BlobStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, create_table: bool = True) -> None:
         self.database = database
-        with database.transaction() as tx:
-            tx.execute(
-                f"CREATE TABLE IF NOT EXISTS {TABLE} (sha256 TEXT PRIMARY KEY, size BIGINT NOT NULL, "
-                f"data {database.blob_type()} NOT NULL)"
-            )
+        if create_table:
+            with database.transaction() as tx:
+                tx.execute(
+                    f"CREATE TABLE IF NOT EXISTS {TABLE} (sha256 TEXT PRIMARY KEY, size BIGINT NOT NULL, "
+                    f"data {database.blob_type()} NOT NULL)"
+                )
 
     def put_many(self, blobs: Iterable[bytes]) -> list[str]:
         """Stores each blob (compressed) unless present; returns their keys in order."""
@@ -57,6 +71,21 @@ class BlobStore:
         rows = self.database.query(f"SELECT data FROM {TABLE} WHERE sha256 = ?", (key,))
         return zlib.decompress(bytes(rows[0]["data"])) if rows else None
 
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """The stored blobs among `keys`, by one query (missing ones are absent)."""
+        with self.database.transaction(commit=False) as tx:
+            return read_many(tx, keys)
+
     def size(self, key: str) -> int | None:
         rows = self.database.query(f"SELECT size FROM {TABLE} WHERE sha256 = ?", (key,))
         return int(rows[0]["size"]) if rows else None
+
+
+def blobs_of(app: Any) -> BlobStore:
+    """The blob store beside an application's event store: `app.blobs` if the composition root
+    set one, else one over the application's own datastore, set up there on first use."""
+    store: BlobStore | None = getattr(app, "blobs", None)
+    if store is None:
+        store = BlobStore(Database(app.factory.datastore), create_table=False)
+        app.blobs = store
+    return store

@@ -1,4 +1,7 @@
-"""From raw bytes to an Arrival: parse, store the large parts as blobs, keep the markers."""
+"""From raw bytes to an Arrival: parse, store the large parts as blobs, keep the markers.
+
+Every blob a message's events will refer to (raw message, body text, header map, HTML,
+attachments) is among the rows `prepare` returns; callers store them before take_in."""
 
 from __future__ import annotations
 
@@ -77,6 +80,7 @@ def prepare(batch: list[tuple[str, bytes]], mailbox_address: str) -> Prepared:
             html_blob=html_blob, raw_blob=blob_key(raw), size=len(raw), in_reply_to=parsed.in_reply_to,
             references=parsed.references, attachments=attachments, headers=parsed.headers,
             markers=markers(parsed, mailbox_address))
+        pending.extend((mail.text_data(), mail.headers_data()))  # the event refers to these by key
         out.append(Arrival(source=source, size=len(raw), raw_blob=mail.raw_blob, mail=mail))
     return out, compress_all(pending)
 

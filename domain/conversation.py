@@ -10,12 +10,13 @@ crash and restart, two workers, UIDVALIDITY reset) finds what is already there:
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.ids import NAMESPACE
-from domain.mail import InboundMail
+from domain.mail import InboundMail, ReceivedMail
 from domain.values import AssignmentStrategy
 
 UNROUTED, QUEUED, OPEN, CLOSED = "UNROUTED", "QUEUED", "OPEN", "CLOSED"
@@ -51,7 +52,7 @@ class Conversation(Aggregate, created_event_name="Opened"):
         self.subject = subject
         self.ref = ref
         self.status = UNROUTED
-        self.message_ids: list[UUID] = []
+        self.message_count = 0
         self.last_message_at: datetime | None = None
         self.rule_id: UUID | None = None
         self.group_ids: list[UUID] = []
@@ -63,9 +64,25 @@ class Conversation(Aggregate, created_event_name="Opened"):
     def create_id(ref: str) -> UUID:
         return conversation_id(ref)
 
-    @event("MessageReceived", topic="mailroom:Conversation.MessageReceived")
-    def receive(self, message_id: UUID, mailbox_id: UUID, mail: InboundMail) -> None:
-        self.message_ids.append(message_id)
+    class MessageReceived(Aggregate.Event):
+        """A message taken into the conversation. v2 records a ReceivedMail (body text and header
+        map by blob key); v1 recorded the InboundMail with both inline, read as v2 by the upcaster."""
+
+        TOPIC = "mailroom:Conversation.MessageReceived"
+        class_version = 2
+        message_id: UUID
+        mailbox_id: UUID
+        mail: ReceivedMail
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            mail = state["mail"]
+            if isinstance(mail, InboundMail):
+                state["mail"] = ReceivedMail.of_legacy(mail)
+
+    @event(MessageReceived)
+    def receive(self, message_id: UUID, mailbox_id: UUID, mail: ReceivedMail) -> None:
+        self.message_count += 1
         self.last_message_at = mail.date
 
     # Routing and assignment. `decided_at` is the log position of the event that triggered an
@@ -109,20 +126,36 @@ class Conversation(Aggregate, created_event_name="Opened"):
 
 
 class InboundKey(Aggregate):
-    """One per inbound message key: taking the same message in again finds it."""
+    """One per inbound message key: taking the same message in again finds it, by one lookup.
+
+    It also holds what tells the same mail served again from a different mail that reuses its
+    Message-ID (the raw message's blob key, the digest of what its sender wrote), so that
+    telling them apart needs no read of the conversation. Keys recorded before v2 have neither.
+    """
 
     TOPIC = "mailroom:InboundKey"
 
     class Created(Aggregate.Created):
         TOPIC = "mailroom:InboundKey.Created"
+        class_version = 2
         key: str
         conversation_id: UUID
         message_id: UUID
+        raw_blob: str | None
+        written: str | None
 
-    def __init__(self, key: str, conversation_id: UUID, message_id: UUID) -> None:
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["raw_blob"] = None
+            state["written"] = None
+
+    def __init__(self, key: str, conversation_id: UUID, message_id: UUID, raw_blob: str | None = None,
+                 written: str | None = None) -> None:
         self.key = key
         self.conversation_id = conversation_id
         self.message_id = message_id
+        self.raw_blob = raw_blob
+        self.written = written
 
     @staticmethod
     def create_id(key: str) -> UUID:

@@ -9,7 +9,7 @@ from typing import Any
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from domain import values
-from domain.mail import AttachmentRef, InboundMail
+from domain.mail import AttachmentRef, InboundMail, ReceivedMail
 from domain.routing import RuleSpec
 
 
@@ -26,18 +26,37 @@ class EnumAsValue(Transcoding):
         return member
 
 
+VERSION_KEY = "_v"
+
+
 class RecordAsDict(Transcoding):
-    """A frozen dataclass as a dict of its fields (nested values transcode themselves)."""
+    """A frozen dataclass as a dict of its fields (nested values transcode themselves).
+
+    Records are versioned as events are: a record whose stored shape changes gets a
+    `class_version: ClassVar[int] = N` and static methods `upcast_vK_vK+1(data: dict) -> None`
+    that turn the stored dict of version K into version K+1 in place. The version is stored
+    (as "_v") only above 1, so everything written before records had versions is version 1
+    and reads as it always did.
+    """
 
     def __init__(self, record_type: type[Any]) -> None:
         self.type = record_type
         self.name = f"record:{record_type.__name__}"
         self.fields = [f.name for f in dataclasses.fields(record_type)]
+        self.version: int = getattr(record_type, "class_version", 1)
 
     def encode(self, obj: Any) -> dict[str, Any]:
-        return {name: getattr(obj, name) for name in self.fields}
+        data = {name: getattr(obj, name) for name in self.fields}
+        if self.version > 1:
+            data[VERSION_KEY] = self.version
+        return data
 
     def decode(self, data: dict[str, Any]) -> Any:
+        data = dict(data)
+        version = int(data.pop(VERSION_KEY, 1))
+        while version < self.version:
+            getattr(self.type, f"upcast_v{version}_v{version + 1}")(data)
+            version += 1
         return self.type(**data)
 
 
@@ -51,7 +70,9 @@ ENUMS: tuple[type[Enum], ...] = (
     values.ConditionOperator,
     values.ConditionMatch,
 )
-RECORDS: tuple[type[Any], ...] = (values.ServerSettings, values.Condition, RuleSpec, AttachmentRef, InboundMail)
+# InboundMail is recorded only by MessageReceived v1 events (new ones record ReceivedMail): kept to read them.
+RECORDS: tuple[type[Any], ...] = (
+    values.ServerSettings, values.Condition, RuleSpec, AttachmentRef, InboundMail, ReceivedMail)
 
 
 def register_all(transcoder: JSONTranscoder) -> None:

@@ -5,20 +5,26 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from adapters.blobs import blobs_of
 from domain.assigner import Arrived
 from domain.conditions import MessageFacts
+from domain.mail import ReceivedMail
 
 
 def arrival(app: Any, conversation_id: UUID) -> Arrived | None:
-    """The mailbox, customer and first message of a conversation (None if it has none yet)."""
+    """The mailbox, customer and first message of a conversation (None if it has none yet).
+    The body text and header map are read from their blobs (`app.blobs`, see blobs_of), by one
+    query; a message recorded before they moved to blobs has them inline."""
     events: list[Any] = list(app.repository.event_store.get(conversation_id, lte=2))
     if len(events) < 2:
         return None
     opened, received = events[0], events[1]
-    mail = getattr(received, "mail", None)
+    mail: ReceivedMail | None = getattr(received, "mail", None)
     if mail is None:
         return None
+    keys = mail.blob_keys()
+    found = blobs_of(app).get_many(keys) if keys else {}
     facts = MessageFacts(from_address=mail.from_address, to=list(mail.to), cc=list(mail.cc),
-                         subject=mail.subject, body=mail.text, headers=dict(mail.headers),
+                         subject=mail.subject, body=mail.text_from(found), headers=mail.headers_from(found),
                          has_attachment=any(not a.inline for a in mail.attachments))
     return Arrived(mailbox_id=opened.mailbox_id, customer_email=opened.customer_email, facts=facts)

@@ -1,11 +1,16 @@
-"""Conversations, their messages, and quarantined mail: the workspace's read models."""
+"""Conversations, their messages, and quarantined mail: the workspace's read models.
+
+A message's body text is not in its event but in a blob (text_blob); the view reads it from
+there, in its own transaction, when it applies the event (events recorded before v2 carry it
+inline). A blob that is gone (erased) gives an empty text, on rebuild as live."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from domain.mail import InboundMail
+from adapters.blobs import read_many
+from domain.mail import ReceivedMail
 from projections.tables import Rows, Table
 from projections.view import Handler, View, to_json
 from projections.view import event_id as _id
@@ -22,8 +27,9 @@ CONVERSATIONS = Table("rm_conversations", {
 MESSAGES = Table("rm_messages", {
     "id": T, "conversation_id": T, "seq": B, "direction": T, "message_id": T, "mailbox_id": T,
     "from_address": T, "from_name": T, "to_addresses": T, "cc_addresses": T, "subject": T, "date": T,
-    "text": T, "html_blob": T, "attachments": T, "markers": T, "delivery_status": T, "raw_blob": T,
-    "size": B, "source": T, "received_at": T}, ("id",), (("conversation_id", "seq"),))
+    "text": T, "text_blob": T, "headers_blob": T, "html_blob": T, "attachments": T, "markers": T,
+    "delivery_status": T, "raw_blob": T, "size": B, "source": T, "received_at": T}, ("id",),
+    (("conversation_id", "seq"),))
 CONVERSATION_GROUPS = Table("rm_conversation_groups", {"conversation_id": T, "group_id": T},
                             ("conversation_id", "group_id"), (("group_id", "conversation_id"),))
 ASSIGNMENTS = Table("rm_assignments", {
@@ -43,8 +49,15 @@ def opened(e: Any, rows: Rows) -> None:
         "sort_key": f"{created}|{_id(e)}"})
 
 
+def message_text(mail: ReceivedMail, rows: Rows) -> str:
+    """The body text: from its blob, read in the view's transaction; inline for v1 events."""
+    if mail.text_blob is None:
+        return mail.text_from({})
+    return mail.text_from(read_many(rows.tx, [mail.text_blob]))
+
+
 def message_received(e: Any, rows: Rows) -> None:
-    mail: InboundMail = e.mail
+    mail: ReceivedMail = e.mail
     conversation = rows.get(CONVERSATIONS, _id(e))
     assert conversation is not None
     seq = int(conversation["message_count"])
@@ -52,7 +65,8 @@ def message_received(e: Any, rows: Rows) -> None:
         "id": str(e.message_id), "conversation_id": _id(e), "seq": seq, "direction": "INBOUND",
         "message_id": mail.message_id, "mailbox_id": str(e.mailbox_id), "from_address": mail.from_address,
         "from_name": mail.from_name, "to_addresses": to_json(mail.to), "cc_addresses": to_json(mail.cc),
-        "subject": mail.subject, "date": mail.date.isoformat(), "text": mail.text, "html_blob": mail.html_blob,
+        "subject": mail.subject, "date": mail.date.isoformat(), "text": message_text(mail, rows),
+        "text_blob": mail.text_blob, "headers_blob": mail.headers_blob, "html_blob": mail.html_blob,
         "attachments": to_json(mail.attachments), "markers": to_json(mail.markers),
         "delivery_status": "RECEIVED", "raw_blob": mail.raw_blob, "size": mail.size, "source": mail.source,
         "received_at": _at(e)})

@@ -9,6 +9,15 @@ A message is known by its Message-ID. A later message under a known Message-ID i
 same mail again (nothing new) when its raw bytes, or what its sender wrote (all but the
 header fields servers add on the way), are the same; otherwise it is a different mail that
 reuses the Message-ID, and it is taken in under a key of its own, never dropped.
+
+Finding a message, a duplicate or a thread is a key lookup (InboundKey, by derived id),
+never a read of a conversation's events: the key itself holds what tells the same mail from
+a different one. A conversation is loaded only to record a message on it.
+
+The conversation records a ReceivedMail: body text and header map by blob key. Their blobs
+(InboundMail.text_data(), headers_data()) are stored by the caller before take_in, as the
+raw message, HTML and attachments are (adapters/inbound.py): a crash in between leaves an
+orphan blob, never an event that refers to nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ from eventsourcing.domain import Aggregate
 from domain.commands.base import Base, Conflict
 from domain.conversation import CLOSED, Conversation, InboundKey, QuarantinedMessage, conversation_id, message_uuid
 from domain.mail import InboundMail, conversation_ref, message_key, normalise_message_id, refs_in_subject
+
+SNAPSHOT_EVERY = 32  # conversation events between snapshots
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,6 @@ class _Batch:
         self.conversations: dict[UUID, Conversation | None] = {}
         self.new: list[Aggregate] = []
         self.touched: dict[UUID, Conversation] = {}
-        self.mails: dict[UUID, InboundMail] = {}  # message id -> mail, for those taken in by this batch
 
     def key(self, key: str) -> InboundKey | None:
         if key not in self.keys:
@@ -78,17 +88,6 @@ class _Batch:
             found = self.app._find(conversation_id)
             self.conversations[conversation_id] = found if isinstance(found, Conversation) else None
         return self.conversations[conversation_id]
-
-    def mail(self, known: InboundKey) -> InboundMail | None:
-        """The mail that was taken in under `known` (read from its conversation's events)."""
-        if known.message_id in self.mails:
-            return self.mails[known.message_id]
-        for event in self.app.repository.event_store.get(known.conversation_id):
-            if getattr(event, "message_id", None) == known.message_id and hasattr(event, "mail"):
-                found: InboundMail = event.mail
-                self.mails[known.message_id] = found
-                return found
-        return None
 
     def thread(self, mail: InboundMail) -> Conversation | None:
         """DESIGN 4.1: a known Message-ID in In-Reply-To or References (nearest first), else a
@@ -105,6 +104,10 @@ class _Batch:
 
 
 class IntakeCommands(Base):
+    # A reply is recorded on its conversation, so the conversation is loaded: from its latest
+    # snapshot on, not from its first event, so the cost does not grow with its length.
+    snapshotting_intervals = {Conversation: SNAPSHOT_EVERY}
+
     def take_in(self, mailbox_id: UUID, arrivals: list[Arrival]) -> IntakeResult:
         try:
             return self._take_in(mailbox_id, arrivals)
@@ -151,14 +154,14 @@ class IntakeCommands(Base):
     def _take_one(self, batch: _Batch, result: IntakeResult, mailbox_id: UUID, mail: InboundMail) -> None:
         key = message_key(mail.message_id)
         known = batch.key(key)
+        written = written_digest(mail)
         if known is not None:
-            earlier = batch.mail(known)
-            if earlier is None or same_message(earlier, mail):
+            if same_message(known, mail.raw_blob, written):
                 result.duplicates += 1  # taken in before, or by another of our mailboxes (To + Cc)
                 return
             # A different mail under a Message-ID already taken in (some senders reuse them):
             # never dropped, it gets a key of its own, derived from what it says.
-            key = f"{key}#{written_digest(mail)}"
+            key = f"{key}#{written}"
             if batch.key(key) is not None:
                 result.duplicates += 1
                 return
@@ -170,13 +173,13 @@ class IntakeCommands(Base):
             batch.conversations[conversation.id] = conversation
             result.opened += 1
         message_id = message_uuid(key)
-        conversation.receive(message_id, mailbox_id, mail)
+        conversation.receive(message_id, mailbox_id, mail.received())
         if conversation.status == CLOSED:  # DESIGN 4.1: a reply into a closed conversation reopens it
             conversation.reopen(conversation.previous_assignee_id)
         batch.touched[conversation.id] = conversation
-        inbound = InboundKey(key=key, conversation_id=conversation.id, message_id=message_id)
+        inbound = InboundKey(key=key, conversation_id=conversation.id, message_id=message_id,
+                             raw_blob=mail.raw_blob, written=written)
         batch.keys[key] = inbound
-        batch.mails[message_id] = mail
         batch.new.append(inbound)
         result.taken += 1
 
@@ -203,7 +206,11 @@ def written_digest(mail: InboundMail) -> str:
     return hashlib.sha256(json.dumps(_written(mail)).encode()).hexdigest()[:32]
 
 
-def same_message(a: InboundMail, b: InboundMail) -> bool:
-    """The same mail again (served again, moved, or delivered to two of our mailboxes), not a
-    different one that reuses its Message-ID."""
-    return a.raw_blob == b.raw_blob or _written(a) == _written(b)
+def same_message(known: InboundKey, raw_blob: str, written: str) -> bool:
+    """Whether a mail (its raw blob key, its written_digest) is the one taken in under `known`
+    again (served again, moved, or delivered to two of our mailboxes), not a different one
+    that reuses its Message-ID. A key recorded before keys held both cannot tell: the mail
+    counts as the same (as a re-read of old mail is; nothing is recorded twice)."""
+    if known.raw_blob is None or known.written is None:
+        return True
+    return known.raw_blob == raw_blob or known.written == written

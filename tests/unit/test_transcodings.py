@@ -7,19 +7,22 @@ import dataclasses
 import importlib
 import inspect
 import pkgutil
+from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 import pytest
 from eventsourcing.domain import Aggregate, CanMutateAggregate
-from eventsourcing.persistence import JSONTranscoder, UUIDAsHex
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Mapper, StoredEvent, UUIDAsHex
 from eventsourcing.utils import resolve_topic
 
 import domain
 from domain import values
+from domain.conversation import Conversation, InboundKey
+from domain.mail import InboundMail, ReceivedMail, content_key, conversation_ref
 from domain.routing import RuleSpec
-from domain.transcodings import ENUMS, RECORDS, register_all
+from domain.transcodings import ENUMS, RECORDS, RecordAsDict, register_all
 from domain.values import (
     AssignmentStrategy,
     Condition,
@@ -181,3 +184,133 @@ def test_event_topics_are_unique() -> None:
     topics = [own_topic(c) for c in domain_event_classes()]
     assert len(topics) == len(set(topics))
     assert len(topics) >= 30
+
+
+# --- versioned records ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """A record whose shape changed: v1 stored `minutes`, v2 stores `seconds` and a `label`."""
+
+    class_version: ClassVar[int] = 2
+    seconds: int
+    label: str
+
+    @staticmethod
+    def upcast_v1_v2(data: dict[str, Any]) -> None:
+        data["seconds"] = data.pop("minutes") * 60
+        data.setdefault("label", "")
+
+
+@pytest.fixture
+def window_transcoder() -> JSONTranscoder:
+    transcoder = JSONTranscoder()
+    transcoder.register(RecordAsDict(Window))
+    return transcoder
+
+
+def test_an_old_version_record_is_read_in_its_new_shape(window_transcoder: JSONTranscoder) -> None:
+    """Stored before the shape changed (no version: version 1), read after it."""
+    stored_v1 = b'{"_type_":"record:Window","_data_":{"minutes":5}}'
+    assert window_transcoder.decode(stored_v1) == Window(seconds=300, label="")
+
+
+def test_a_versioned_record_stores_its_version_and_reads_back(window_transcoder: JSONTranscoder) -> None:
+    encoded = window_transcoder.encode(Window(90, "short"))
+    assert encoded == b'{"_type_":"record:Window","_data_":{"seconds":90,"label":"short","_v":2}}'
+    assert window_transcoder.decode(encoded) == Window(90, "short")
+
+
+def test_records_of_version_one_store_no_version() -> None:
+    """Everything stored before records had versions is version 1: their form must not change."""
+    assert all(RecordAsDict(r).version == 1 for r in RECORDS)
+    assert "_v" not in RecordAsDict(ServerSettings).encode(ServerSettings("h", 1, TransportSecurity.TLS, "u"))
+
+
+# --- upcasting stored events ----------------------------------------------------------------
+
+# A MessageReceived as mailroom stored it before bodies and header maps moved to blobs (class
+# version 1, no "class_version" key): the whole InboundMail inline, text and headers included.
+MESSAGE_RECEIVED_V1 = (
+    '{"timestamp":{"_type_":"datetime_iso","_data_":"2026-11-30T13:53:40.098394+00:00"},'
+    '"message_id":{"_type_":"uuid_hex","_data_":"43e029089af55c2c895625c841100717"},'
+    '"mailbox_id":{"_type_":"uuid_hex","_data_":"2607b2ee8bbb481aba69aeb47a20c7b9"},'
+    '"mail":{"_type_":"record:InboundMail","_data_":{"message_id":"q1@customer.example",'
+    '"source":"imap:INBOX:1700000000:1","from_address":"dora@customer.example","from_name":"Dora Customer",'
+    '"to":["help@example.org"],"cc":[],"subject":"Invoice 1042 is wrong",'
+    '"date":{"_type_":"datetime_iso","_data_":"2026-11-26T09:30:00+00:00"},'
+    '"text":"Hello,\\n\\nthe invoice total is wrong.\\n",'
+    '"html_blob":"c0ca920cb6dd2023a30bfdd703323e5ea0118fb80b880af433b4775ae6869d86",'
+    '"raw_blob":"b12f50cf510156fc7ef907120e7c8330f9ae0a464566d89e89b6c7a3ffb9807d","size":655,'
+    '"in_reply_to":[],"references":[],"attachments":[],'
+    '"headers":{"from":"Dora Customer <dora@customer.example>","subject":"Invoice 1042 is wrong",'
+    '"x-priority":"1"},"markers":[]}}}'
+)
+
+
+@pytest.fixture
+def mapper() -> Mapper[UUID]:
+    transcoder = JSONTranscoder()
+    for transcoding in (UUIDAsHex(), DatetimeAsISO()):
+        transcoder.register(transcoding)
+    register_all(transcoder)
+    return Mapper(transcoder)
+
+
+def test_a_v1_message_received_is_read_with_its_text_and_headers_moved(mapper: Mapper[UUID]) -> None:
+    conversation_id = UUID("9f91ac58-c16d-5250-bf53-e3099fc301c4")
+    stored = StoredEvent(originator_id=conversation_id, originator_version=2,
+                         topic="mailroom:Conversation.MessageReceived", state=MESSAGE_RECEIVED_V1.encode())
+    event: Any = mapper.to_domain_event(stored)
+    assert type(event) is Conversation.MessageReceived
+    mail = event.mail
+    assert type(mail) is ReceivedMail
+    assert (mail.message_id, mail.subject, mail.from_address, mail.size) == (
+        "q1@customer.example", "Invoice 1042 is wrong", "dora@customer.example", 655)
+    # moved: no blob exists for them, so they stay inline, where readers fall back to
+    assert (mail.text_blob, mail.headers_blob) == (None, None)
+    assert mail.inline_text == "Hello,\n\nthe invoice total is wrong.\n"
+    assert mail.blob_keys() == []
+    assert mail.text_from({}) == "Hello,\n\nthe invoice total is wrong.\n"
+    assert mail.headers_from({})["x-priority"] == "1"
+    assert event.message_id == UUID("43e02908-9af5-5c2c-8956-25c841100717")
+    # and it still applies to the aggregate
+    opened = Conversation(mailbox_id=event.mailbox_id, customer_email="dora@customer.example",
+                          subject="Invoice 1042 is wrong", ref=conversation_ref("q1@customer.example"))
+    assert opened.id == conversation_id
+    event.mutate(opened)
+    assert (opened.message_count, opened.last_message_at) == (1, mail.date)
+
+
+def test_a_new_message_received_stores_no_text_or_headers(mapper: Mapper[UUID]) -> None:
+    mail = InboundMail(
+        message_id="m@x", source="pop3:1", from_address="a@x", from_name=None, to=["b@x"], cc=[], subject="S",
+        date=datetime(2026, 1, 1, tzinfo=UTC), text="secret body " * 400, html_blob=None, raw_blob="r" * 64,
+        size=6000, headers={"subject": "S", "x-secret": "header value"})
+    conversation = Conversation(mailbox_id=UUID(int=1), customer_email="a@x", subject="S", ref="ABCDEFGH")
+    conversation.receive(UUID(int=2), UUID(int=1), mail.received())
+    event = conversation.collect_events()[-1]
+    stored = mapper.to_stored_event(event)
+    assert b"secret body" not in stored.state and b"x-secret" not in stored.state
+    assert b'"class_version":2' in stored.state
+    back: Any = mapper.to_domain_event(stored)
+    assert back.mail == mail.received()
+    blobs = {content_key(mail.text_data()): mail.text_data(), content_key(mail.headers_data()): mail.headers_data()}
+    assert sorted(back.mail.blob_keys()) == sorted(blobs)
+    assert back.mail.text_from(blobs) == mail.text
+    assert back.mail.headers_from(blobs) == mail.headers
+    assert (back.mail.text_from({}), back.mail.headers_from({})) == ("", {})  # blobs erased
+
+
+def test_a_v1_inbound_key_is_read_without_what_tells_mails_apart(mapper: Mapper[UUID]) -> None:
+    state = ('{"timestamp":{"_type_":"datetime_iso","_data_":"2026-11-30T13:53:40.098563+00:00"},'
+             '"originator_topic":"mailroom:InboundKey","key":"q1@customer.example",'
+             '"conversation_id":{"_type_":"uuid_hex","_data_":"9f91ac58c16d5250bf53e3099fc301c4"},'
+             '"message_id":{"_type_":"uuid_hex","_data_":"43e029089af55c2c895625c841100717"}}')
+    event: Any = mapper.to_domain_event(StoredEvent(
+        originator_id=InboundKey.create_id("q1@customer.example"), originator_version=1,
+        topic="mailroom:InboundKey.Created", state=state.encode()))
+    key = event.mutate(None)
+    assert isinstance(key, InboundKey)
+    assert (key.key, key.raw_blob, key.written) == ("q1@customer.example", None, None)

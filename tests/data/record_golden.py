@@ -1,0 +1,134 @@
+"""Records the golden history: a small, coherent scenario that writes at least one event of
+every persisted topic, with the code checked out when it runs.
+
+    python -m tests.data.record_golden EVENTS.jsonl [BLOBS.json]
+
+The golden files are history: once recorded they are never re-recorded or edited (a later
+version of mailroom must read them as they are). golden_events.jsonl was recorded first
+(the directory only); golden_events_mail_v1.jsonl by this script at commit 93e10ad (message
+bodies and header maps inline in MessageReceived); golden_events_mail_v2.jsonl after the
+bodies moved to blobs, with the blobs it refers to (UTF-8 text by key) in golden_blobs_v2.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from adapters.inbound import arrivals
+from adapters.settings import load_settings
+from api.bootstrap import bootstrap
+from domain.conversation import Conversation, InboundKey
+from domain.mail import conversation_ref, message_key
+from domain.routing import RuleSpec
+from domain.values import (
+    AgentStatus,
+    AssignmentStrategy,
+    Condition,
+    ConditionField,
+    ConditionOperator,
+    MailProtocol,
+    Role,
+    ServerSettings,
+    TransportSecurity,
+)
+
+ADDRESS = "help@example.org"
+
+
+def _mail(message_id: str, subject: str, body: str, in_reply_to: str | None = None) -> bytes:
+    message = EmailMessage()
+    message["From"] = "Dora Customer <dora@customer.example>"
+    message["To"] = ADDRESS
+    message["Subject"] = subject
+    message["Date"] = "Thu, 26 Nov 2026 09:30:00 +0000"
+    message["Message-ID"] = f"<{message_id}>"
+    message["X-Priority"] = "1"
+    if in_reply_to:
+        message["In-Reply-To"] = f"<{in_reply_to}>"
+        message["References"] = f"<{in_reply_to}>"
+    message.set_content(body)
+    message.add_alternative(f"<p>{body}</p>", subtype="html")
+    return bytes(message)
+
+
+def record(services: Any) -> None:
+    app, blobs = services.app, services.blobs
+
+    def change(aggregate_id: Any, command: str, *args: Any) -> int:
+        aggregate = app.repository.get(aggregate_id)
+        getattr(aggregate, command)(*args)
+        return int(app.save(aggregate)[-1].notification.id)
+
+    imap = ServerSettings("imap.example.org", 993, TransportSecurity.TLS, ADDRESS)
+    mailbox_id = app.bind_mailbox(ADDRESS, "first-password", "Help desk", MailProtocol.IMAP, imap)[0].id
+    app.update_mailbox(mailbox_id, password="second-password", folders=["INBOX", "Support"])
+    change(mailbox_id, "sync_failed", "AUTH_FAILED: the server refused the user name or password")
+    change(mailbox_id, "sync_recovered")
+    spare_id = app.bind_mailbox("old@example.org", "pw", None, MailProtocol.IMAP,
+                                ServerSettings("imap.example.org", 993, TransportSecurity.TLS, "old@example.org"))[0].id
+    services.projections.catch_up()
+    app.delete_mailbox(spare_id)
+
+    eve = app.create_agent("Eve", "eve@example.org", 3, AgentStatus.ONLINE).id
+    group_id = app.create_agent_group("Billing", [eve]).id
+    rule_id = app.create_routing_rule(RuleSpec(
+        name="Urgent billing", mailbox_ids=[mailbox_id], group_ids=[group_id], strategy=AssignmentStrategy.ROUND_ROBIN,
+        priority=10, conditions=[Condition(ConditionField.HEADER, ConditionOperator.EQUALS, "1",
+                                           header_name="X-Priority")])).id
+    _, token = app.create_api_token("ops", Role.AUDITOR, None)
+    change(token.id, "revoke")
+
+    first = _mail("q1@customer.example", "Invoice 1042 is wrong", "Hello,\n\nthe invoice total is wrong.\n")
+    taken = app.take_in(mailbox_id, arrivals([("imap:INBOX:1700000000:1", first)], ADDRESS, blobs))
+    conversation_id = Conversation.create_id(conversation_ref(message_key("q1@customer.example")))
+    assert taken.position is not None and taken.conversation_ids == (conversation_id,)
+    change(conversation_id, "leave_unrouted", "no enabled rule covers the mailbox", taken.position)
+    change(conversation_id, "route", rule_id, [group_id], taken.position)
+    change(conversation_id, "queue", AssignmentStrategy.ROUND_ROBIN, "nobody in the rule's groups is eligible",
+           taken.position)
+    change(conversation_id, "assign", eve, None, AssignmentStrategy.ROUND_ROBIN,
+           "eve is the first eligible agent (no cursor yet)", "assigner", taken.position, rule_id)
+    app.close_conversation(conversation_id)
+    reply = _mail("q2@customer.example", "Re: Invoice 1042 is wrong", "Any news?\n", in_reply_to="q1@customer.example")
+    app.take_in(mailbox_id, arrivals([("imap:INBOX:1700000000:2", reply)], ADDRESS, blobs))  # reopens it
+    app.assign_conversation(conversation_id, eve)
+    app.take_in(mailbox_id, arrivals([("imap:INBOX:1700000000:3", b"\x00\x01 not a mail\r\n")], ADDRESS, blobs))
+    assert app.repository.get(InboundKey.create_id(message_key("q2@customer.example"))).conversation_id == (
+        conversation_id)
+
+
+def main(events_path: str, blobs_path: str | None = None) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        os.environ["MAILROOM_DATABASE_URL"] = f"sqlite:///{directory}/golden.db"
+        services = bootstrap(load_settings(), verify_login=lambda *args: None)
+        try:
+            record(services)
+            lines = [json.dumps({"originator_id": str(n.originator_id), "originator_version": n.originator_version,
+                                 "state": n.state.decode(), "topic": n.topic})
+                     for n in services.app.recorder.select_notifications(1, 100_000)]
+            Path(events_path).write_text("\n".join(lines) + "\n")
+            if blobs_path is not None:  # the message bodies and header maps the events refer to
+                keys = {key for line in lines for key in _blob_keys(json.loads(json.loads(line)["state"]))}
+                found = {key: (services.blobs.get(key) or b"").decode() for key in sorted(keys)}  # all UTF-8
+                Path(blobs_path).write_text(json.dumps(found, indent=1) + "\n")
+        finally:
+            services.close()
+
+
+def _blob_keys(state: Any) -> list[str]:
+    if isinstance(state, dict):
+        own = [v for k, v in state.items() if k in ("text_blob", "headers_blob") and isinstance(v, str)]
+        return own + [key for v in state.values() for key in _blob_keys(v)]
+    if isinstance(state, list):
+        return [key for v in state for key in _blob_keys(v)]
+    return []
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
