@@ -11,6 +11,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
+from adapters.blobs import blobs_of
 from adapters.database import Database, Row
 from projections import conversations as c
 from projections import workload as w
@@ -127,14 +128,19 @@ class ConversationQueries:
 
 
 def as_of(app: Application[Any], conversation_id: UUID, moment: datetime) -> tuple[Row, list[Row]] | None:
-    """The conversation and its messages from its events up to `moment` (None: not yet opened)."""
+    """The conversation and its messages from its events up to `moment` (None: not yet opened).
+    Message bodies are read from their blobs, as the view reads them."""
     view = c.Conversations()
-    rows = Rows(tx=None, fresh=True)  # type: ignore[arg-type]  # a fresh unit of work never reads
-    events: Any = app.repository.event_store.get(conversation_id)
-    for event in events:
+    events: list[Any] = []
+    stored: Any = app.repository.event_store.get(conversation_id)
+    for event in stored:
         if event.timestamp > moment:
             break
-        view.apply(event, rows)
+        events.append(event)
+    with blobs_of(app).database.transaction(commit=False) as tx:
+        rows = Rows(tx, fresh=True)  # fresh: it reads no view table, only blobs
+        for event in events:
+            view.apply(event, rows)
     conversations = rows.cached(c.CONVERSATIONS)
     if not conversations:
         return None
