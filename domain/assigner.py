@@ -5,33 +5,67 @@ the position of the event that triggered it (`decided_at`); when the assigner la
 its own decision events back from the log, it skips them. Rebuilding the state applies
 recorded decisions at their `decided_at` instead of deciding again, so a restart resumes
 exactly where it stopped; deciding again over the same log re-derives the same decisions.
+
+Events are dispatched by their class (`_HANDLERS`), each handler typed with what it reads.
+
+The state does not grow with history: it holds the configuration (agents, groups, rules,
+contacts, accounts), one last handler per customer, one cursor per rule, and only the *live*
+conversations (opened or reopened, not closed). A closed conversation leaves it entirely; when
+it is reopened, what the decision needs comes from the event (the previous assignee) and from
+the `FactsLoader` (the customer, the mailbox, and the rule it was routed by: `Arrived.routes`).
+
+`snapshot()` / `restore()` save and load the state as plain JSON data, so a start folds only
+the log after the snapshot (DESIGN 3, "One follower").
 """
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from domain.agents import Agent, AgentGroup
 from domain.conditions import MessageFacts, RuleEntry, first_matching_rule
-from domain.conversation import ASSIGNER
-from domain.routing import RuleSpec
+from domain.conversation import ASSIGNER, Conversation
+from domain.customers import Account, Contact
+from domain.routing import RoutingRule, RuleSpec
 from domain.strategies import AgentFigures, candidates, decide, why_not
-from domain.values import AgentStatus, AssignmentStrategy
+from domain.values import AgentStatus, AssignmentStrategy, Condition, ConditionField, ConditionMatch, ConditionOperator
+
+# Bump whenever the shape of `Assigner.snapshot()` (or the meaning of what it holds) changes:
+# `restore` refuses any other version, and the caller folds the whole log instead.
+SNAPSHOT_VERSION = 1
 
 FactsLoader = Callable[[UUID], "Arrived | None"]
 
 
 @dataclass(frozen=True)
 class Arrived:
-    """What routing needs of a conversation: where it came in, from whom, its first message."""
+    """What routing needs of a conversation: where it came in, from whom, its first message, and
+    the rules the assigner routed it by.
+
+    `routes` holds (decided_at, rule_id) of every routing decision the assigner has made on the
+    conversation (its `Conversation.Routed` events, and any it made and has not recorded yet), in
+    any order. A reopen takes the rule of the latest one decided before the Reopened event's log
+    position (`rule_before`); later ones are ignored, so a loader may read the whole stream.
+    """
 
     mailbox_id: UUID
     customer_email: str
     facts: MessageFacts
+    routes: tuple[tuple[int, UUID], ...] = ()
+
+    def rule_before(self, position: int) -> UUID | None:
+        """The rule of the latest routing decided before `position` (None: never routed by then)."""
+        found: tuple[int, UUID] | None = None
+        for decided_at, rule_id in self.routes:
+            if decided_at < position and (found is None or decided_at >= found[0]):
+                found = (decided_at, rule_id)
+        return None if found is None else found[1]
 
 
 @dataclass(frozen=True)
@@ -60,10 +94,19 @@ class _Agent:
     last_assigned_at: datetime | None = None
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class _Conversation:
+    """A live conversation: what its decisions need until it is closed."""
+
+    customer_email: str
+    mailbox_id: UUID | None  # None: not known (its facts could not be loaded)
+    rule_id: UUID | None = None  # the rule it was last routed by
+
+
+@dataclass(frozen=True, slots=True)
 class _Waiting:
     rule_id: UUID
-    spec: RuleSpec
+    spec: RuleSpec  # the rule as it was when queued (used if the rule is deleted meanwhile)
     customer_email: str
 
 
@@ -74,16 +117,20 @@ class State:
     rules: dict[UUID, RuleEntry] = field(default_factory=dict)
     contact_owner: dict[str, UUID | None] = field(default_factory=dict)
     contact_account: dict[str, UUID | None] = field(default_factory=dict)
+    contact_emails: dict[UUID, str] = field(default_factory=dict)  # contact id -> email
     account_owner: dict[UUID, UUID | None] = field(default_factory=dict)
-    account_domains: dict[UUID, list[str]] = field(default_factory=dict)
-    last_handler: dict[str, UUID] = field(default_factory=dict)
-    cursor: dict[UUID, UUID] = field(default_factory=dict)
-    unrouted: dict[UUID, int] = field(default_factory=dict)  # conversation -> position opened (oldest first)
+    account_domains: dict[UUID, list[str]] = field(default_factory=dict)  # creation order
+    last_handler: dict[str, UUID] = field(default_factory=dict)  # customer email -> agent
+    cursor: dict[UUID, UUID] = field(default_factory=dict)  # rule -> the last agent it assigned
+    # Per live conversation; a closed conversation is in none of these.
+    conversations: dict[UUID, _Conversation] = field(default_factory=dict)
+    unrouted: dict[UUID, int] = field(default_factory=dict)  # -> position it was left unrouted (oldest first)
     queued: dict[UUID, _Waiting] = field(default_factory=dict)  # insertion order = oldest first
     assignee: dict[UUID, UUID] = field(default_factory=dict)  # open conversation -> agent
-    customer: dict[UUID, str] = field(default_factory=dict)  # conversation -> customer email
-    rule_of: dict[UUID, UUID] = field(default_factory=dict)  # routed conversation -> its rule
-    contact_emails: dict[UUID, str] = field(default_factory=dict)  # contact id -> email
+    # Indexes derived from the above (not in snapshots; `Assigner.restore` rebuilds them).
+    unrouted_in: dict[UUID | None, dict[UUID, None]] = field(default_factory=dict)  # mailbox -> unrouted
+    domain_accounts: dict[str, list[UUID]] = field(default_factory=dict)  # domain -> accounts, oldest first
+    account_rank: dict[UUID, int] = field(default_factory=dict)  # account -> creation order
 
 
 class Assigner:
@@ -93,32 +140,35 @@ class Assigner:
         self.state = State()
         self._rule_order = 0
         self.replaying = False  # rebuilding: recorded decisions are applied, none are made
+        self._rules_in: dict[UUID, list[RuleEntry]] = {}  # mailbox -> enabled rules covering it (a cache)
 
     # ------------------------------------------------------------------ the fold
 
     def observe(self, position: int, event: Any) -> list[Outcome]:
         """Applies one event of the log; returns the decisions it triggered (already applied)."""
-        topic: str = type(event).TOPIC
-        handler = _HANDLERS.get(topic)
+        handler = _HANDLERS.get(type(event))
         return [] if handler is None else handler(self, position, event)
 
     def apply(self, outcome: Outcome, at: datetime) -> None:
         """Applies a decision (made now, or recorded earlier and replayed) to the figures."""
         s = self.state
+        conversation_id = outcome.conversation_id
         if outcome.kind == "unrouted":
-            s.unrouted.setdefault(outcome.conversation_id, outcome.decided_at)
+            self._left_unrouted(conversation_id, outcome.decided_at)
         elif outcome.kind == "routed" and outcome.rule_id is not None:
-            s.unrouted.pop(outcome.conversation_id, None)
-            s.rule_of[outcome.conversation_id] = outcome.rule_id
+            self._no_longer_unrouted(conversation_id)
+            live = s.conversations.get(conversation_id)
+            if live is not None:
+                s.conversations[conversation_id] = replace(live, rule_id=outcome.rule_id)
         elif outcome.kind == "queued":
-            rule_id = outcome.rule_id or s.rule_of.get(outcome.conversation_id)
+            live = s.conversations.get(conversation_id)
+            rule_id = outcome.rule_id or (live.rule_id if live is not None else None)
             rule = s.rules.get(rule_id) if rule_id else None
-            if rule_id is not None and rule is not None and outcome.conversation_id not in s.queued:
-                s.queued[outcome.conversation_id] = _Waiting(
-                    rule_id, rule.spec, s.customer.get(outcome.conversation_id, ""))
+            if rule_id is not None and rule is not None and conversation_id not in s.queued:
+                s.queued[conversation_id] = _Waiting(rule_id, rule.spec, live.customer_email if live else "")
         elif outcome.kind == "assigned" and outcome.agent_id is not None:
-            s.queued.pop(outcome.conversation_id, None)
-            self._assigned(outcome.conversation_id, outcome.agent_id, at, outcome.rule_id)
+            s.queued.pop(conversation_id, None)
+            self._assigned(conversation_id, outcome.agent_id, at, outcome.rule_id)
 
     def _assigned(self, conversation_id: UUID, agent_id: UUID, at: datetime, rule_id: UUID | None) -> None:
         s = self.state
@@ -136,9 +186,41 @@ class Assigner:
         s.assignee[conversation_id] = agent_id
         if rule_id is not None:
             s.cursor[rule_id] = agent_id
-        customer = s.customer.get(conversation_id)
-        if customer:
-            s.last_handler[customer] = agent_id
+        live = s.conversations.get(conversation_id)
+        if live is not None and live.customer_email:
+            s.last_handler[live.customer_email] = agent_id
+
+    def _remember(self, conversation_id: UUID, arrived: Arrived) -> None:
+        if conversation_id not in self.state.conversations:
+            self.state.conversations[conversation_id] = _Conversation(arrived.customer_email, arrived.mailbox_id)
+
+    def _left_unrouted(self, conversation_id: UUID, position: int) -> None:
+        s = self.state
+        if conversation_id in s.unrouted:
+            return
+        s.unrouted[conversation_id] = position
+        live = s.conversations.get(conversation_id)
+        s.unrouted_in.setdefault(live.mailbox_id if live else None, {})[conversation_id] = None
+
+    def _no_longer_unrouted(self, conversation_id: UUID) -> None:
+        s = self.state
+        if s.unrouted.pop(conversation_id, None) is None:
+            return
+        live = s.conversations.get(conversation_id)
+        for mailbox_id in (live.mailbox_id if live else None, None):
+            waiting = s.unrouted_in.get(mailbox_id)
+            if waiting is not None and conversation_id in waiting:
+                del waiting[conversation_id]
+                if not waiting:
+                    del s.unrouted_in[mailbox_id]
+                return
+
+    def _forget(self, conversation_id: UUID) -> None:
+        """A conversation that can no longer be decided on leaves the state."""
+        s = self.state
+        s.queued.pop(conversation_id, None)
+        self._no_longer_unrouted(conversation_id)
+        s.conversations.pop(conversation_id, None)
 
     # ------------------------------------------------------------------ decisions
 
@@ -155,9 +237,19 @@ class Assigner:
             for a in (agents[agent_id],)
         }
 
+    def _rules_covering(self, mailbox_id: UUID) -> list[RuleEntry]:
+        """The enabled rules covering the mailbox, in routing order (cached until a rule changes)."""
+        found = self._rules_in.get(mailbox_id)
+        if found is None:
+            found = self._rules_in[mailbox_id] = sorted(
+                (r for r in self.state.rules.values() if r.spec.enabled and mailbox_id in r.spec.mailbox_ids),
+                key=lambda r: (r.spec.priority, r.order))
+        return found
+
     def route(self, conversation_id: UUID, arrived: Arrived, position: int, at: datetime,
               already_unrouted: bool = False) -> list[Outcome]:
-        match = first_matching_rule(list(self.state.rules.values()), arrived.mailbox_id, arrived.facts)
+        self._remember(conversation_id, arrived)
+        match = first_matching_rule(self._rules_covering(arrived.mailbox_id), arrived.mailbox_id, arrived.facts)
         if match is None:
             if already_unrouted:
                 return []
@@ -167,7 +259,6 @@ class Assigner:
         routed = Outcome(conversation_id, "routed", position, rule_id=match.rule_id,
                          group_ids=tuple(match.spec.group_ids))
         self.apply(routed, at)
-        self.state.customer.setdefault(conversation_id, arrived.customer_email)
         self.state.queued.pop(conversation_id, None)
         return [routed, *self.assign(conversation_id, match.rule_id, match.spec, arrived.customer_email,
                                      position, at)]
@@ -202,218 +293,497 @@ class Assigner:
         return None
 
     def _account_by_domain(self, customer: str) -> UUID | None:
-        domain = customer.rpartition("@")[2].lower()
-        for account_id, domains in self.state.account_domains.items():  # oldest account first
-            if domain in domains:
-                return account_id
-        return None
+        """The oldest account whose domains contain the email's domain."""
+        accounts = self.state.domain_accounts.get(customer.rpartition("@")[2].lower())
+        return accounts[0] if accounts else None
+
+    def _set_account_domains(self, account_id: UUID, domains: list[str]) -> None:
+        s = self.state
+        rank = s.account_rank.setdefault(account_id, len(s.account_rank))
+        before = set(s.account_domains.get(account_id, ()))
+        s.account_domains[account_id] = [d.lower() for d in domains]
+        after = set(s.account_domains[account_id])
+        for domain in before - after:
+            accounts = s.domain_accounts[domain]
+            accounts.remove(account_id)
+            if not accounts:
+                del s.domain_accounts[domain]
+        for domain in after - before:
+            accounts = s.domain_accounts.setdefault(domain, [])
+            if not accounts or s.account_rank[accounts[-1]] < rank:
+                accounts.append(account_id)  # the usual case: the newest account
+            else:
+                insort(accounts, account_id, key=s.account_rank.__getitem__)
 
     def in_rule_groups(self, conversation_id: UUID, agent_id: UUID) -> bool:
         """Whether the agent is a member of the groups of the conversation's rule (eligibility,
         DESIGN 4.3). A conversation never routed (assigned by hand) has no groups to check; one
         whose rule was deleted has none to be a member of."""
-        rule_id = self.state.rule_of.get(conversation_id)
+        live = self.state.conversations.get(conversation_id)
+        rule_id = live.rule_id if live is not None else None
         if rule_id is None:
             return True
         rule = self.state.rules.get(rule_id)
         return rule is not None and agent_id in candidates([self.state.groups.get(g, []) for g in rule.spec.group_ids])
 
     def drain_queue(self, position: int, at: datetime) -> list[Outcome]:
-        """Assigns queued conversations, oldest first, while agents are eligible for them."""
+        """Assigns queued conversations, oldest first, while agents are eligible for them.
+
+        A drain only adds to agents' figures, so once a group set has nobody eligible it has
+        nobody for the rest of the drain: later conversations waiting on it are not tried again."""
         out: list[Outcome] = []
-        if self.replaying:
+        s = self.state
+        if self.replaying or not s.queued:
             return out
-        for conversation_id, waiting in list(self.state.queued.items()):
-            rule = self.state.rules.get(waiting.rule_id)
+        nobody: set[frozenset[UUID]] = set()  # group sets found with no eligible agent in this drain
+        group_sets: dict[int, frozenset[UUID]] = {}  # id(spec) -> its group set
+        for conversation_id, waiting in list(s.queued.items()):
+            rule = s.rules.get(waiting.rule_id)
             spec = rule.spec if rule is not None else waiting.spec
+            group_set = group_sets.get(id(spec))
+            if group_set is None:
+                group_set = group_sets[id(spec)] = frozenset(spec.group_ids)
+            if group_set in nobody:
+                continue
             decided = self.assign(conversation_id, waiting.rule_id, spec, waiting.customer_email, position, at)
             out.extend(o for o in decided if o.kind == "assigned")
             if decided and decided[0].kind == "queued":
-                self.state.queued[conversation_id] = waiting  # keeps its place in the queue
+                s.queued[conversation_id] = waiting  # keeps its place in the queue
+                nobody.add(group_set)
         return out
 
-    def route_unrouted(self, position: int, at: datetime) -> list[Outcome]:
+    def route_unrouted(self, position: int, at: datetime, spec: RuleSpec) -> list[Outcome]:
+        """Routes the unrouted conversations a rule just written can cover, oldest first. Only that
+        rule changed, and none of the others matched them, so the others are not re-matched."""
         out: list[Outcome] = []
-        if self.replaying:
+        s = self.state
+        if self.replaying or not spec.enabled or not s.unrouted:
             return out
-        for conversation_id in list(self.state.unrouted):
+        buckets = [b for m in [*dict.fromkeys(spec.mailbox_ids), None] if (b := s.unrouted_in.get(m))]
+        if not buckets:
+            return out
+        waiting = list(buckets[0]) if len(buckets) == 1 else sorted(
+            (c for b in buckets for c in b), key=s.unrouted.__getitem__)
+        for conversation_id in waiting:
             arrived = self.load(conversation_id)
             if arrived is None:
-                self.state.unrouted.pop(conversation_id, None)
+                self._no_longer_unrouted(conversation_id)
                 continue
             out.extend(self.route(conversation_id, arrived, position, at, already_unrouted=True))
         return out
 
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state as plain JSON data (str, int, bool, None, lists, dicts), `SNAPSHOT_VERSION` in it."""
+        s = self.state
+        specs: list[dict[str, Any]] = []
+        spec_index: dict[int, int] = {}
+
+        def spec_ref(spec: RuleSpec) -> int:  # rules and queued conversations share spec objects
+            if id(spec) not in spec_index:
+                spec_index[id(spec)] = len(specs)
+                specs.append(_spec_data(spec))
+            return spec_index[id(spec)]
+
+        return {
+            "version": SNAPSHOT_VERSION,
+            "rule_order": self._rule_order,
+            "agents": [[str(i), a.name, a.status.value, a.capacity, a.active, _iso(a.day), a.today,
+                        _iso(a.last_assigned_at)] for i, a in s.agents.items()],
+            "groups": [[str(g), _strs(members)] for g, members in s.groups.items()],
+            "rules": [[str(r), e.order, spec_ref(e.spec)] for r, e in s.rules.items()],
+            "contact_owner": [[email, _str(o)] for email, o in s.contact_owner.items()],
+            "contact_account": [[email, _str(a)] for email, a in s.contact_account.items()],
+            "contact_emails": [[str(c), email] for c, email in s.contact_emails.items()],
+            "account_owner": [[str(a), _str(o)] for a, o in s.account_owner.items()],
+            "account_domains": [[str(a), list(d)] for a, d in s.account_domains.items()],
+            "last_handler": [[email, str(a)] for email, a in s.last_handler.items()],
+            "cursor": [[str(r), str(a)] for r, a in s.cursor.items()],
+            "conversations": [[str(c), v.customer_email, _str(v.mailbox_id), _str(v.rule_id)]
+                              for c, v in s.conversations.items()],
+            "unrouted": [[str(c), p] for c, p in s.unrouted.items()],
+            "queued": [[str(c), str(w.rule_id), spec_ref(w.spec), w.customer_email] for c, w in s.queued.items()],
+            "assignee": [[str(c), str(a)] for c, a in s.assignee.items()],
+            "specs": specs,
+        }
+
+    @classmethod
+    def restore(cls, zone: ZoneInfo, load: FactsLoader, data: dict[str, Any]) -> Assigner:
+        """An assigner in the state `snapshot()` gave. ValueError for another SNAPSHOT_VERSION or
+        data that is not a snapshot: the caller then folds the log from the start."""
+        version = data.get("version") if isinstance(data, dict) else None
+        if version != SNAPSHOT_VERSION:
+            raise ValueError(f"assigner snapshot version {version!r}, expected {SNAPSHOT_VERSION}")
+        try:
+            return cls._restored(zone, load, data)
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise ValueError(f"unreadable assigner snapshot: {exc!r}") from exc
+
+    @classmethod
+    def _restored(cls, zone: ZoneInfo, load: FactsLoader, data: dict[str, Any]) -> Assigner:
+        a = cls(zone, load)
+        s = a.state
+        a._rule_order = int(data["rule_order"])
+        specs = [_spec_from(d) for d in data["specs"]]
+        s.agents = {UUID(i): _Agent(name, AgentStatus(status), capacity, active, _date(day), today, _datetime(last))
+                    for i, name, status, capacity, active, day, today, last in data["agents"]}
+        s.groups = {UUID(g): _uuids(members) for g, members in data["groups"]}
+        s.rules = {UUID(r): RuleEntry(UUID(r), specs[spec], order) for r, order, spec in data["rules"]}
+        s.contact_owner = {email: _uuid(o) for email, o in data["contact_owner"]}
+        s.contact_account = {email: _uuid(o) for email, o in data["contact_account"]}
+        s.contact_emails = {UUID(c): email for c, email in data["contact_emails"]}
+        s.account_owner = {UUID(c): _uuid(o) for c, o in data["account_owner"]}
+        s.last_handler = {email: UUID(agent) for email, agent in data["last_handler"]}
+        s.cursor = {UUID(r): UUID(agent) for r, agent in data["cursor"]}
+        s.conversations = {UUID(c): _Conversation(email, _uuid(m), _uuid(r))
+                           for c, email, m, r in data["conversations"]}
+        s.queued = {UUID(c): _Waiting(UUID(r), specs[spec], email) for c, r, spec, email in data["queued"]}
+        s.assignee = {UUID(c): UUID(agent) for c, agent in data["assignee"]}
+        for account_id, domains in data["account_domains"]:
+            a._set_account_domains(UUID(account_id), list(domains))
+        for conversation_id, position in data["unrouted"]:
+            a._left_unrouted(UUID(conversation_id), int(position))
+        return a
+
+
+# ---------------------------------------------------------------------- snapshot values
+
+def _str(value: UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _strs(values: Iterable[UUID]) -> list[str]:
+    return [str(v) for v in values]
+
+
+def _uuid(value: str | None) -> UUID | None:
+    return None if value is None else UUID(value)
+
+
+def _uuids(values: Iterable[str]) -> list[UUID]:
+    return [UUID(v) for v in values]
+
+
+def _iso(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _date(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
+def _datetime(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _spec_data(spec: RuleSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name, "mailbox_ids": _strs(spec.mailbox_ids), "group_ids": _strs(spec.group_ids),
+        "strategy": spec.strategy.value, "priority": spec.priority, "enabled": spec.enabled,
+        "match": spec.match.value, "fallback_strategy": spec.fallback_strategy.value,
+        "conditions": [[c.field.value, c.operator.value, c.value, c.header_name] for c in spec.conditions],
+    }
+
+
+def _spec_from(d: dict[str, Any]) -> RuleSpec:
+    return RuleSpec(
+        name=d["name"], mailbox_ids=_uuids(d["mailbox_ids"]), group_ids=_uuids(d["group_ids"]),
+        strategy=AssignmentStrategy(d["strategy"]), priority=d["priority"], enabled=d["enabled"],
+        match=ConditionMatch(d["match"]), fallback_strategy=AssignmentStrategy(d["fallback_strategy"]),
+        conditions=[Condition(ConditionField(f), ConditionOperator(o), value, header)
+                    for f, o, value, header in d["conditions"]],
+    )
+
 
 # ---------------------------------------------------------------------- event handlers
+#
+# Events made by eventsourcing's @event decorator have classes only at run time: each is named
+# here with the shape its handler reads (a Protocol), checked against the class on import.
 
-def _at(event: Any) -> datetime:
-    return event.timestamp  # type: ignore[no-any-return]
+E = TypeVar("E")
 
 
-def _agent_created(a: Assigner, p: int, e: Any) -> list[Outcome]:
+class _Event(Protocol):
+    @property
+    def originator_id(self) -> UUID: ...
+    @property
+    def timestamp(self) -> datetime: ...
+
+
+class _AgentEdited(_Event, Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class _StatusChanged(_Event, Protocol):
+    @property
+    def status(self) -> AgentStatus: ...
+
+
+class _CapacityChanged(_Event, Protocol):
+    @property
+    def capacity(self) -> int | None: ...
+
+
+class _MembersChanged(_Event, Protocol):
+    @property
+    def agent_ids(self) -> list[UUID]: ...
+
+
+class _RuleChanged(_Event, Protocol):
+    @property
+    def spec(self) -> RuleSpec: ...
+
+
+class _AccountUpdated(_Event, Protocol):
+    @property
+    def domains(self) -> list[str]: ...
+
+
+class _OwnerChanged(_Event, Protocol):
+    @property
+    def owner_id(self) -> UUID | None: ...
+
+
+class _ContactUpdated(_Event, Protocol):
+    @property
+    def account_id(self) -> UUID | None: ...
+
+
+class _MessageReceived(_Event, Protocol):
+    @property
+    def originator_version(self) -> int: ...
+
+
+class _Assigned(_Event, Protocol):
+    @property
+    def agent_id(self) -> UUID: ...
+    @property
+    def decided_by(self) -> str: ...
+
+
+class _Reopened(_Event, Protocol):
+    @property
+    def previous_assignee_id(self) -> UUID | None: ...
+
+
+def _event_class(aggregate: type[Any], name: str, shape: object) -> Any:
+    """The event class `name` of `aggregate`, checked to have every attribute of `shape`."""
+    cls = getattr(aggregate, name)
+    wanted = {n for k in getattr(shape, "__mro__", ()) for n, v in vars(k).items() if isinstance(v, property)}
+    missing = wanted - {f.name for f in fields(cls)}
+    if missing:
+        raise TypeError(f"{cls.__qualname__} has no {sorted(missing)}")
+    return cls
+
+
+AGENT_EDITED: type[_AgentEdited] = _event_class(Agent, "Edited", _AgentEdited)
+AGENT_STATUS_CHANGED: type[_StatusChanged] = _event_class(Agent, "StatusChanged", _StatusChanged)
+AGENT_CAPACITY_CHANGED: type[_CapacityChanged] = _event_class(Agent, "CapacityChanged", _CapacityChanged)
+MEMBERS_ADDED: type[_MembersChanged] = _event_class(AgentGroup, "MembersAdded", _MembersChanged)
+MEMBERS_REMOVED: type[_MembersChanged] = _event_class(AgentGroup, "MembersRemoved", _MembersChanged)
+GROUP_DELETED: type[_Event] = _event_class(AgentGroup, "Deleted", _Event)
+RULE_CHANGED: type[_RuleChanged] = _event_class(RoutingRule, "Changed", _RuleChanged)
+RULE_DELETED: type[_Event] = _event_class(RoutingRule, "Deleted", _Event)
+ACCOUNT_UPDATED: type[_AccountUpdated] = _event_class(Account, "Updated", _AccountUpdated)
+ACCOUNT_OWNER_CHANGED: type[_OwnerChanged] = _event_class(Account, "OwnerChanged", _OwnerChanged)
+CONTACT_UPDATED: type[_ContactUpdated] = _event_class(Contact, "Updated", _ContactUpdated)
+CONTACT_OWNER_CHANGED: type[_OwnerChanged] = _event_class(Contact, "OwnerChanged", _OwnerChanged)
+MESSAGE_RECEIVED: type[_MessageReceived] = _event_class(Conversation, "MessageReceived", _MessageReceived)
+ASSIGNED: type[_Assigned] = _event_class(Conversation, "Assigned", _Assigned)
+CLOSED: type[_Event] = _event_class(Conversation, "Closed", _Event)
+REOPENED: type[_Reopened] = _event_class(Conversation, "Reopened", _Reopened)
+
+_HANDLERS: dict[type[Any], Callable[[Assigner, int, Any], list[Outcome]]] = {}
+
+
+def _on(cls: type[E]) -> Callable[[Callable[[Assigner, int, E], list[Outcome]]],
+                                  Callable[[Assigner, int, E], list[Outcome]]]:
+    """Registers the decorated handler for events of class `cls` (exactly; no subclasses)."""
+    def register(handler: Callable[[Assigner, int, E], list[Outcome]]) -> Callable[[Assigner, int, E], list[Outcome]]:
+        _HANDLERS[cls] = handler
+        return handler
+    return register
+
+
+@_on(Agent.Created)
+def _agent_created(a: Assigner, p: int, e: Agent.Created) -> list[Outcome]:
     a.state.agents[e.originator_id] = _Agent(e.name, e.status, e.capacity)
-    return a.drain_queue(p, _at(e))
+    return a.drain_queue(p, e.timestamp)
 
 
-def _agent_changed(field_name: str) -> Callable[[Assigner, int, Any], list[Outcome]]:
-    def handler(a: Assigner, p: int, e: Any) -> list[Outcome]:
-        agent = a.state.agents.get(e.originator_id)
-        if agent is None:
-            return []
-        if field_name == "edited":
-            agent.name = e.name
-            return []
-        setattr(agent, field_name, getattr(e, field_name))
-        return a.drain_queue(p, _at(e))
-    return handler
+@_on(AGENT_EDITED)
+def _agent_edited(a: Assigner, p: int, e: _AgentEdited) -> list[Outcome]:
+    agent = a.state.agents.get(e.originator_id)
+    if agent is not None:
+        agent.name = e.name
+    return []
 
 
-def _group_created(a: Assigner, p: int, e: Any) -> list[Outcome]:
+@_on(AGENT_STATUS_CHANGED)
+def _status_changed(a: Assigner, p: int, e: _StatusChanged) -> list[Outcome]:
+    agent = a.state.agents.get(e.originator_id)
+    if agent is None:
+        return []
+    agent.status = e.status
+    return a.drain_queue(p, e.timestamp)
+
+
+@_on(AGENT_CAPACITY_CHANGED)
+def _capacity_changed(a: Assigner, p: int, e: _CapacityChanged) -> list[Outcome]:
+    agent = a.state.agents.get(e.originator_id)
+    if agent is None:
+        return []
+    agent.capacity = e.capacity
+    return a.drain_queue(p, e.timestamp)
+
+
+@_on(AgentGroup.Created)
+def _group_created(a: Assigner, p: int, e: AgentGroup.Created) -> list[Outcome]:
     a.state.groups[e.originator_id] = list(e.member_ids)
-    return a.drain_queue(p, _at(e))
+    return a.drain_queue(p, e.timestamp)
 
 
-def _members_added(a: Assigner, p: int, e: Any) -> list[Outcome]:
+@_on(MEMBERS_ADDED)
+def _members_added(a: Assigner, p: int, e: _MembersChanged) -> list[Outcome]:
     a.state.groups.setdefault(e.originator_id, []).extend(e.agent_ids)
-    return a.drain_queue(p, _at(e))
+    return a.drain_queue(p, e.timestamp)
 
 
-def _members_removed(a: Assigner, p: int, e: Any) -> list[Outcome]:
+@_on(MEMBERS_REMOVED)
+def _members_removed(a: Assigner, p: int, e: _MembersChanged) -> list[Outcome]:
     leaving = set(e.agent_ids)
     a.state.groups[e.originator_id] = [m for m in a.state.groups.get(e.originator_id, []) if m not in leaving]
     return []
 
 
-def _group_deleted(a: Assigner, p: int, e: Any) -> list[Outcome]:
+@_on(GROUP_DELETED)
+def _group_deleted(a: Assigner, p: int, e: _Event) -> list[Outcome]:
     a.state.groups.pop(e.originator_id, None)
     return []
 
 
-def _rule_written(a: Assigner, p: int, e: Any) -> list[Outcome]:
+def _rule_written(a: Assigner, p: int, e: _RuleChanged) -> list[Outcome]:
     old = a.state.rules.get(e.originator_id)
     if old is None:
         a._rule_order += 1
     order = old.order if old is not None else a._rule_order
     a.state.rules[e.originator_id] = RuleEntry(rule_id=e.originator_id, spec=e.spec, order=order)
-    return [*a.route_unrouted(p, _at(e)), *a.drain_queue(p, _at(e))]
+    a._rules_in.clear()
+    return [*a.route_unrouted(p, e.timestamp, e.spec), *a.drain_queue(p, e.timestamp)]
 
 
-def _rule_deleted(a: Assigner, p: int, e: Any) -> list[Outcome]:
+_on(RoutingRule.Created)(_rule_written)
+_on(RULE_CHANGED)(_rule_written)
+
+
+@_on(RULE_DELETED)
+def _rule_deleted(a: Assigner, p: int, e: _Event) -> list[Outcome]:
     a.state.rules.pop(e.originator_id, None)
     a.state.cursor.pop(e.originator_id, None)
+    a._rules_in.clear()
     return []
 
 
-def _account_written(a: Assigner, p: int, e: Any) -> list[Outcome]:
-    a.state.account_domains[e.originator_id] = [d.lower() for d in e.domains]
-    if hasattr(e, "owner_id"):
-        a.state.account_owner[e.originator_id] = e.owner_id
-    return []
-
-
-def _account_owner(a: Assigner, p: int, e: Any) -> list[Outcome]:
+@_on(Account.Created)
+def _account_created(a: Assigner, p: int, e: Account.Created) -> list[Outcome]:
+    a._set_account_domains(e.originator_id, e.domains)
     a.state.account_owner[e.originator_id] = e.owner_id
     return []
 
 
-def _contact_created(a: Assigner, p: int, e: Any) -> list[Outcome]:
+@_on(ACCOUNT_UPDATED)
+def _account_updated(a: Assigner, p: int, e: _AccountUpdated) -> list[Outcome]:
+    a._set_account_domains(e.originator_id, e.domains)
+    return []
+
+
+@_on(ACCOUNT_OWNER_CHANGED)
+def _account_owner(a: Assigner, p: int, e: _OwnerChanged) -> list[Outcome]:
+    a.state.account_owner[e.originator_id] = e.owner_id
+    return []
+
+
+@_on(Contact.Created)
+def _contact_created(a: Assigner, p: int, e: Contact.Created) -> list[Outcome]:
     a.state.contact_emails[e.originator_id] = e.email
     a.state.contact_owner[e.email] = e.owner_id
     a.state.contact_account[e.email] = e.account_id
     return []
 
 
-def _contact_updated(a: Assigner, p: int, e: Any) -> list[Outcome]:
-    email = _contact_email(a, e)
+@_on(CONTACT_UPDATED)
+def _contact_updated(a: Assigner, p: int, e: _ContactUpdated) -> list[Outcome]:
+    email = a.state.contact_emails.get(e.originator_id)
     if email is not None:
         a.state.contact_account[email] = e.account_id
     return []
 
 
-def _contact_owner(a: Assigner, p: int, e: Any) -> list[Outcome]:
-    email = _contact_email(a, e)
+@_on(CONTACT_OWNER_CHANGED)
+def _contact_owner(a: Assigner, p: int, e: _OwnerChanged) -> list[Outcome]:
+    email = a.state.contact_emails.get(e.originator_id)
     if email is not None:
         a.state.contact_owner[email] = e.owner_id
     return []
 
 
-def _contact_email(a: Assigner, e: Any) -> str | None:
-    return a.state.contact_emails.get(e.originator_id)
-
-
-def _opened(a: Assigner, p: int, e: Any) -> list[Outcome]:
-    a.state.customer[e.originator_id] = e.customer_email
+@_on(Conversation.Opened)
+def _opened(a: Assigner, p: int, e: Conversation.Opened) -> list[Outcome]:
+    a.state.conversations[e.originator_id] = _Conversation(e.customer_email, e.mailbox_id)
     return []
 
 
-def _message_received(a: Assigner, p: int, e: Any) -> list[Outcome]:
+@_on(MESSAGE_RECEIVED)
+def _message_received(a: Assigner, p: int, e: _MessageReceived) -> list[Outcome]:
     if e.originator_version != 2 or a.replaying:  # only the opening message routes; follow-ups stay put
         return []
     arrived = a.load(e.originator_id)
     if arrived is None:
         return []
-    return a.route(e.originator_id, arrived, p, _at(e))
+    return a.route(e.originator_id, arrived, p, e.timestamp)
 
 
-def _assigned(a: Assigner, p: int, e: Any) -> list[Outcome]:
+@_on(ASSIGNED)
+def _assigned(a: Assigner, p: int, e: _Assigned) -> list[Outcome]:
     if e.decided_by == ASSIGNER:
         return []  # applied when it was decided
     # Assigned by hand: it no longer waits, for an agent or for a covering rule.
     a.state.queued.pop(e.originator_id, None)
-    a.state.unrouted.pop(e.originator_id, None)
-    a._assigned(e.originator_id, e.agent_id, _at(e), None)
-    return a.drain_queue(p, _at(e))
+    a._no_longer_unrouted(e.originator_id)
+    a._assigned(e.originator_id, e.agent_id, e.timestamp, None)
+    return a.drain_queue(p, e.timestamp)
 
 
-def _closed(a: Assigner, p: int, e: Any) -> list[Outcome]:
+@_on(CLOSED)
+def _closed(a: Assigner, p: int, e: _Event) -> list[Outcome]:
     s = a.state
     agent_id = s.assignee.pop(e.originator_id, None)
-    s.queued.pop(e.originator_id, None)
-    s.unrouted.pop(e.originator_id, None)
+    a._forget(e.originator_id)
     if agent_id is not None and agent_id in s.agents:
         s.agents[agent_id].active = max(0, s.agents[agent_id].active - 1)
-        return a.drain_queue(p, _at(e))
+        return a.drain_queue(p, e.timestamp)
     return []
 
 
-def _reopened(a: Assigner, p: int, e: Any) -> list[Outcome]:
-    """Back to the previous assignee if still eligible, else routed again."""
+@_on(REOPENED)
+def _reopened(a: Assigner, p: int, e: _Reopened) -> list[Outcome]:
+    """Back to the previous assignee if still eligible, else routed again. The closed conversation
+    left the state: the loader gives its customer, mailbox and rule again (in a replay too, for
+    the recorded decisions that follow)."""
+    conversation_id = e.originator_id
+    arrived = a.load(conversation_id)
+    if arrived is not None:
+        a.state.conversations[conversation_id] = _Conversation(
+            arrived.customer_email, arrived.mailbox_id, arrived.rule_before(p))
     if a.replaying:
         return []
     previous = e.previous_assignee_id
-    figures = a.figures(_at(e))
-    agent = figures.get(previous) if previous is not None else None
-    if agent is not None and why_not(agent) is None and a.in_rule_groups(e.originator_id, agent.agent_id):
-        outcome = Outcome(e.originator_id, "assigned", p, agent_id=previous, strategy=None,
+    agent = a.figures(e.timestamp, [previous]).get(previous) if previous is not None else None
+    if agent is not None and why_not(agent) is None and a.in_rule_groups(conversation_id, agent.agent_id):
+        outcome = Outcome(conversation_id, "assigned", p, agent_id=previous, strategy=None,
                           reason=f"reopened: back to previous assignee {agent.name}")
-        a._assigned(e.originator_id, previous, _at(e), None)
+        a._assigned(conversation_id, agent.agent_id, e.timestamp, None)
         return [outcome]
-    arrived = a.load(e.originator_id)
-    return [] if arrived is None else a.route(e.originator_id, arrived, p, _at(e))
-
-
-_HANDLERS: dict[str, Callable[[Assigner, int, Any], list[Outcome]]] = {
-    "mailroom:Agent.Created": _agent_created,
-    "mailroom:Agent.Edited": _agent_changed("edited"),
-    "mailroom:Agent.StatusChanged": _agent_changed("status"),
-    "mailroom:Agent.CapacityChanged": _agent_changed("capacity"),
-    "mailroom:AgentGroup.Created": _group_created,
-    "mailroom:AgentGroup.MembersAdded": _members_added,
-    "mailroom:AgentGroup.MembersRemoved": _members_removed,
-    "mailroom:AgentGroup.Deleted": _group_deleted,
-    "mailroom:RoutingRule.Created": _rule_written,
-    "mailroom:RoutingRule.Changed": _rule_written,
-    "mailroom:RoutingRule.Deleted": _rule_deleted,
-    "mailroom:Account.Created": _account_written,
-    "mailroom:Account.Updated": _account_written,
-    "mailroom:Account.OwnerChanged": _account_owner,
-    "mailroom:Contact.Created": _contact_created,
-    "mailroom:Contact.Updated": _contact_updated,
-    "mailroom:Contact.OwnerChanged": _contact_owner,
-    "mailroom:Conversation.Opened": _opened,
-    "mailroom:Conversation.MessageReceived": _message_received,
-    "mailroom:Conversation.Assigned": _assigned,
-    "mailroom:Conversation.Closed": _closed,
-    "mailroom:Conversation.Reopened": _reopened,
-}
+    return [] if arrived is None else a.route(conversation_id, arrived, p, e.timestamp)
