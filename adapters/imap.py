@@ -139,6 +139,10 @@ class ImapSession:
                 if "NONEXISTENT" in str(exc).upper() or not client.folder_exists(name):
                     raise FolderMissing(name) from exc
                 raise
+            # The counts in the EXAMINE answer are the folder as opened, not news: a caller
+            # that needs it synced syncs after opening (and IDLE then reports what comes later).
+            for key in ("EXISTS", "RECENT"):
+                client._imap.untagged_responses.pop(key, None)
         uidvalidity = response.get(b"UIDVALIDITY")
         if uidvalidity is None:
             raise CommandFailed(f"the server sent no UIDVALIDITY for the folder {name!r}")
@@ -207,10 +211,10 @@ class ImapSession:
         deadline = time.monotonic() + timeout
         with self._io("IDLE") as client:
             imap = client._imap
-            for key in ("EXISTS", "RECENT"):
-                imap.untagged_responses.pop(key, None)
+            # News the server sent since the last command (between two IDLEs, or since the
+            # folder was opened) counts: dropping it would leave that mail waiting for a poll.
+            announced = any([imap.untagged_responses.pop(key, None) for key in ("EXISTS", "RECENT")])
             tag = imap._command("IDLE")
-            announced = False
             # Wait for the continuation ("+ idling"); the server may refuse with a tag.
             while (line := imap._get_response()) is not None:
                 if imap.tagged_commands.get(tag):

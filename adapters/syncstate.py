@@ -94,6 +94,12 @@ class SyncState:
         with self.db.transaction() as tx:
             tx.execute(f"UPDATE {HEALTH} SET next_attempt_at = 0 WHERE mailbox_id = ?", (str(mailbox_id),))
 
+    def mailbox_ids(self) -> set[str]:
+        """Every mailbox this table keeps state for."""
+        rows = self.db.query(f"SELECT mailbox_id FROM {FOLDERS} UNION SELECT mailbox_id FROM {UIDLS} "
+                             f"UNION SELECT mailbox_id FROM {HEALTH}")
+        return {str(r["mailbox_id"]) for r in rows}
+
     def forget(self, mailbox_id: UUID) -> None:
         with self.db.transaction() as tx:
             for table in (FOLDERS, UIDLS, HEALTH):

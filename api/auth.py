@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import HTTPException, Request
 
-from api.bootstrap import Services
+from api.services import Services
 from domain.commands.tokens import Principal
 
 

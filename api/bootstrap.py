@@ -3,44 +3,33 @@ by the environment only (MAILROOM_DATABASE_URL)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from adapters import mailserver
 from adapters.blobs import BlobStore
 from adapters.database import Database
 from adapters.event_index import StoredEventIndex
 from adapters.locks import MailboxLocks, PostgresLocks, SqliteLocks
+from adapters.recorders import POSTGRES_TOPIC, SQLITE_TOPIC
 from adapters.secrets import EncryptedSecretStore, key_file_secret
 from adapters.settings import Settings, parse_database_url
+from adapters.snapshots import FollowerSnapshots
 from adapters.syncstate import SyncState
+from api.processes.assigner import AssignerProcess
+from api.services import Services
 from domain.application import Mailroom
 from domain.ports import LoginRefused, LoginVerifier
 from domain.values import MailProtocol, ServerSettings
 from projections.conversation_queries import ConversationQueries
 from projections.conversations import Conversations as ConversationsView
+from projections.counts import Counts
 from projections.directory import Directory as DirectoryView
 from projections.driver import Projections
+from projections.follower import Follower
 from projections.queries import Directory
 from projections.workload import Workload
-
-
-@dataclass
-class Services:
-    settings: Settings
-    app: Mailroom
-    database: Database
-    projections: Projections
-    directory: Directory
-    blobs: BlobStore
-    sync_state: SyncState
-    locks: MailboxLocks
-    conversations: ConversationQueries
-    assigner: Any = None  # api.assigner.AssignerWorker, set by bootstrap (it needs these services)
-
-    def close(self) -> None:
-        self.app.close()
 
 
 def real_login(settings: Settings) -> LoginVerifier:
@@ -57,6 +46,8 @@ def real_login(settings: Settings) -> LoginVerifier:
 
 def bootstrap(settings: Settings, verify_login: LoginVerifier | None = None) -> Services:
     env = parse_database_url(settings.database_url)
+    # Recorders that commit a follower's position with its events (adapters/recorders.py).
+    env["APPLICATION_RECORDER_TOPIC"] = SQLITE_TOPIC if "SQLITE_DBNAME" in env else POSTGRES_TOPIC
     if "SQLITE_DBNAME" in env:
         Path(env["SQLITE_DBNAME"]).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
     app = Mailroom(env)
@@ -72,12 +63,15 @@ def bootstrap(settings: Settings, verify_login: LoginVerifier | None = None) -> 
     app.references = directory
     app.event_index = StoredEventIndex(database, app.recorder.events_table_name)  # type: ignore[attr-defined]
     app.admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    projections = Projections(app, database, [DirectoryView(), ConversationsView(), Workload(settings.timezone)])
+    projections = Projections(app, database, [DirectoryView(), ConversationsView(), Workload(settings.timezone),
+                                                Counts()])
     projections.create_tables()
     locks: MailboxLocks = PostgresLocks(database.connect) if database.is_postgres else SqliteLocks(database)
-    services = Services(settings, app, database, projections, directory, BlobStore(database), SyncState(database),
-                        locks, ConversationQueries(database))
-    from api.assigner import AssignerWorker  # it builds on Services
-
-    services.assigner = AssignerWorker(services)
-    return services
+    snapshots = FollowerSnapshots(database)
+    snapshots.create_table()
+    process = AssignerProcess(app, database, ZoneInfo(settings.timezone), snapshots)
+    process.ensure_position_row()
+    assigner = Follower(process, lambda after, limit: projections.read(after, limit), projections.head,
+                        lease=lambda: locks.try_acquire(process.name))
+    return Services(settings, app, database, projections, directory, BlobStore(database), SyncState(database),
+                    locks, ConversationQueries(database), snapshots, assigner)

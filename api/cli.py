@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from adapters.settings import SettingsError, load_settings
-from api.bootstrap import Services, bootstrap
+from api.bootstrap import bootstrap
+from api.services import Services
 from domain.errors import Rejected
 from domain.values import Role
 
@@ -41,7 +42,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def worker(_: argparse.Namespace) -> int:
-    from api.workers import Workers
+    from api.processes.workers import Workers
 
     services = _services()
     try:

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from api.auth import authenticate
-from api.bootstrap import Services
+from api.services import Services
 from domain.commands.tokens import Principal
 from domain.values import Role
 

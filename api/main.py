@@ -11,26 +11,25 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from api import sync
 from api.auth import authenticate
-from api.bootstrap import Services
 from api.downloads import downloads_router
 from api.graphql.common import Context
 from api.graphql.schema import schema
 from api.metrics import Metrics
-from api.workers import Workers
+from api.processes import sync
+from api.processes.workers import Workers
+from api.services import Services
 
 MAX_BODY = 1_000_000  # bytes; the largest legitimate request is a rule with many conditions
 
 
 def create_app(services: Services, run_workers: bool = True) -> FastAPI:
-    workers = Workers(services)
+    workers = Workers(services, processes=run_workers)
     metrics = Metrics(services)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if run_workers:
-            workers.start()
+        workers.start()
         try:
             yield
         finally:
@@ -59,7 +58,11 @@ def create_app(services: Services, run_workers: bool = True) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
-        return {"status": "ok", "workers": run_workers and workers.alive()}
+        """Answers at once: "up" as soon as the process serves; "ready" once every follower
+        this process runs has reached the head of the log (see `followers`)."""
+        followers = {f.name: f.describe() for f in workers.followers}
+        ready = all(f["ready"] for f in followers.values()) and workers.alive()
+        return {"status": "ok", "ready": ready, "workers": run_workers and workers.alive(), "followers": followers}
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:

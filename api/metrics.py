@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from api.bootstrap import Services
+from api.services import Services
 
 
 class StoreCollector(Collector):
@@ -28,6 +28,16 @@ class StoreCollector(Collector):
             lag.add_metric([view], max(head - position, 0))
         yield positions
         yield lag
+        followers = self.services.followers()
+        stored = GaugeMetricFamily("mailroom_follower_position", "Stored position, per log follower (views and "
+                                   "processes)", labels=["follower"])
+        failures = GaugeMetricFamily("mailroom_follower_failures", "Consecutive failed batches of a follower in "
+                                     "this process (0 when healthy)", labels=["follower"])
+        for follower in followers:
+            stored.add_metric([follower.name], follower.consumer.stored_position())
+            failures.add_metric([follower.name], follower.health.failures)
+        yield stored
+        yield failures
 
 
 class Metrics:

@@ -21,7 +21,8 @@ The breakdown times the phases of the best end-to-end round by wrapping function
 rows add up to the end-to-end time. --profile adds one more end-to-end run per backend (fresh
 database again) under cProfile.
 
-    .venv/bin/python -m bench.intake [--messages 2000] [--rounds 3] [--profile]
+    .venv/bin/python -m bench.intake [--messages 2000] [--rounds 3] [--backend sqlite|postgres|both]
+        [--serial] [--profile]
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ from pydantic import SecretStr
 import adapters.blobs
 import adapters.inbound
 import adapters.locks
-import api.sync
+import api.processes.sync
 from adapters.imap import ImapSession
 from adapters.settings import Settings
-from api.bootstrap import Services, bootstrap, real_login
-from api.sync import MailboxSync
+from api.bootstrap import bootstrap, real_login
+from api.processes.sync import MailboxSync
+from api.services import Services
 from bench.common import BACKENDS, fresh_database, profiled, table
 from projections.conversation_queries import ConversationFilter
 from projections.tables import Rows
@@ -297,7 +299,7 @@ def instrumented(services: Services, phases: Phases) -> Iterator[None]:
         (ImapSession, "sizes", label["IMAP EXAMINE, UID SEARCH, RFC822.SIZE"]),
         (ImapSession, "fetch", label["IMAP UID FETCH BODY.PEEK[] (+ parse response)"]),
         (adapters.inbound, "parse_mail", label["MIME parse (parse_mail)"]),
-        (api.sync, "arrivals", label["blob keys (sha256), Arrival objects"]),
+        (api.processes.sync, "arrivals", label["blob keys (sha256), Arrival objects"]),
         (services.blobs, "put_many", label["blob insert (BlobStore.put_many)"]),
         (app, "_find", label["repository.get lookups (_find)"]),
         (app, "take_in", label["domain: threading, new aggregates"]),
@@ -333,21 +335,23 @@ def make_services(url: str) -> Services:
     return bootstrap(settings, verify_login=real_login(settings))
 
 
-FOLLOW = True  # as `mailroom serve` runs: the projection driver follows the log in its own thread
+FOLLOW = True  # as `mailroom serve` runs: each view's log follower in its own thread, woken by commits
 
 
 def end_to_end(services: Services, mailbox_id: UUID) -> tuple[Any, float, float]:
     """sync + wait_for; (report, wall seconds, this process's CPU seconds)."""
     stop = threading.Event()
-    follower = threading.Thread(target=services.projections.run, args=(stop, 0.05), daemon=True)
+    signal = services.app.recorder.signal  # type: ignore[attr-defined]
+    followers = [threading.Thread(target=f.run, args=(stop, signal), daemon=True)
+                 for f in services.projections.followers.values()] if FOLLOW else []
     wall, cpu = time.perf_counter(), time.process_time()
-    if FOLLOW:
+    for follower in followers:
         follower.start()
     report = MailboxSync(services).sync(mailbox_id)
     caught_up = services.projections.wait_for(report.position, timeout=60.0)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     stop.set()
-    if FOLLOW:
+    for follower in followers:
         follower.join()
     if not caught_up:
         raise RuntimeError("the projections did not catch up")
@@ -444,6 +448,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--messages", type=int, default=2000, help="messages in the mailbox (default 2000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per backend; the best counts (default 3)")
     parser.add_argument("--profile", action="store_true", help="cProfile one more end-to-end run per backend")
+    parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both", help="default both")
     parser.add_argument("--serial", action="store_true",
                         help="no projection driver during the sync: it catches up afterwards (the breakdown then "
                              "adds up to the end-to-end time)")
@@ -466,13 +471,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         warm = raw_fetch(dovecot, user)  # untimed: Dovecot builds its index and cache, the page cache fills
         if warm[0] != len(mail.raws):
             raise RuntimeError(f"the mailbox holds {warm[0]} messages, not {len(mail.raws)}")
-        results = [measure(backend, dovecot, user, mail, args.rounds, args.profile) for backend in BACKENDS]
+        backends = BACKENDS if args.backend == "both" else (args.backend,)
+        results = [measure(backend, dovecot, user, mail, args.rounds, args.profile) for backend in backends]
     finally:
         dovecot.close()
 
     print(f"intake end to end: {len(sizes)} messages in Dovecot (mean {sum(sizes) / len(sizes) / 1024:.1f} KB, "
           f"{min(sizes)}..{max(sizes)} bytes), {mail.threads} conversations; appended in {append_seconds:.1f} s; "
-          f"take_in batches of {api.sync.BATCH_MESSAGES}; best of {args.rounds} rounds")
+          f"take_in batches of {api.processes.sync.BATCH_MESSAGES}; best of {args.rounds} rounds")
     rows = []
     for r in results:
         rate = r.messages / r.seconds

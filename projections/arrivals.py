@@ -1,4 +1,5 @@
-"""What routing needs of a conversation, read from the conversation's first events."""
+"""What routing needs of a conversation, read from the conversation's events (a handful: the
+opening message, then decisions and changes)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from uuid import UUID
 from adapters.blobs import blobs_of
 from domain.assigner import Arrived
 from domain.conditions import MessageFacts
+from domain.conversation import Conversation
 from domain.mail import ReceivedMail
+
+ROUTED: Any = Conversation.Routed  # type: ignore[attr-defined]
 
 
 def arrival(app: Any, conversation_id: UUID) -> Arrived | None:
     """The mailbox, customer and first message of a conversation (None if it has none yet).
     The body text and header map are read from their blobs (`app.blobs`, see blobs_of), by one
     query; a message recorded before they moved to blobs has them inline."""
-    events: list[Any] = list(app.repository.event_store.get(conversation_id, lte=2))
+    events: list[Any] = list(app.repository.event_store.get(conversation_id))
     if len(events) < 2:
         return None
     opened, received = events[0], events[1]
@@ -27,4 +31,5 @@ def arrival(app: Any, conversation_id: UUID) -> Arrived | None:
     facts = MessageFacts(from_address=mail.from_address, to=list(mail.to), cc=list(mail.cc),
                          subject=mail.subject, body=mail.text_from(found), headers=mail.headers_from(found),
                          has_attachment=any(not a.inline for a in mail.attachments))
-    return Arrived(mailbox_id=opened.mailbox_id, customer_email=opened.customer_email, facts=facts)
+    routes = tuple((e.decided_at, e.rule_id) for e in events[2:] if isinstance(e, ROUTED))
+    return Arrived(mailbox_id=opened.mailbox_id, customer_email=opened.customer_email, facts=facts, routes=routes)

@@ -4,6 +4,7 @@ at a past moment, rebuilt from its own events with the same view code."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,10 @@ from eventsourcing.application import Application
 from adapters.blobs import blobs_of
 from adapters.database import Database, Row
 from projections import conversations as c
+from projections import counts as n
 from projections import workload as w
+from projections.driver import POSITIONS
+from projections.queries import any_of
 from projections.tables import Rows
 
 
@@ -60,17 +64,92 @@ class ConversationQueries:
         return clauses, params
 
     def page(self, f: ConversationFilter, first: int, after: str | None) -> tuple[list[Row], bool, int]:
+        """A page (see rows) and the count of all that match (see count)."""
+        rows, more = self.rows(f, first, after)
+        return rows, more, self.count(f)
+
+    def rows(self, f: ConversationFilter, first: int, after: str | None) -> tuple[list[Row], bool]:
         """Newest first; keyset pagination on (created_at, id): stable while new mail arrives."""
         clauses, params = self._where(f)
-        total = self.db.query(f"SELECT COUNT(*) AS n FROM {c.CONVERSATIONS.name}"
-                              + (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params)[0]["n"]
         if after is not None:
             clauses.append("sort_key < ?")
             params.append(after)
         sql = (f"SELECT * FROM {c.CONVERSATIONS.name}" + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
                + " ORDER BY sort_key DESC LIMIT ?")
         rows = self.db.query(sql, [*params, first + 1])
-        return rows[:first], len(rows) > first, int(total)
+        return rows[:first], len(rows) > first
+
+    @staticmethod
+    def counted_scope(f: ConversationFilter) -> str | None:
+        """The maintained count (projections/counts.py) that answers `f` exactly, if one does:
+        no filter, a status, one group, or one group and a status. Other filters: None."""
+        if f.assignee_id is not None or f.mailbox_id is not None or f.customer_email is not None:
+            return None
+        if f.group_ids is None:
+            return n.scope(f.status)
+        if len(f.group_ids) == 1:
+            return n.scope(f.status, f.group_ids[0])
+        return None
+
+    def count(self, f: ConversationFilter) -> int:
+        """How many conversations match. From the maintained counts when they answer the filter
+        and have reached the list's position (they are a view of their own, a moment apart);
+        otherwise COUNT(*) over the matching rows."""
+        if f.group_ids == ():
+            return 0
+        scope = self.counted_scope(f)
+        if scope is not None:
+            [found] = self.db.query(
+                f"SELECT (SELECT n FROM {n.COUNTS.name} WHERE scope = ?) AS n, "
+                f"(SELECT position FROM {POSITIONS} WHERE view = ?) AS counted, "
+                f"(SELECT position FROM {POSITIONS} WHERE view = ?) AS listed",
+                (scope, n.Counts.name, c.Conversations.name))
+            if found["counted"] is not None and int(found["counted"]) >= int(found["listed"] or 0):
+                return int(found["n"] or 0)
+        clauses, params = self._where(f)
+        return int(self.db.query(f"SELECT COUNT(*) AS n FROM {c.CONVERSATIONS.name}"
+                                 + (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params)[0]["n"])
+
+    # batches: one statement for many keys (the API's per-request loaders)
+    def messages_of(self, conversation_ids: Iterable[UUID | str]) -> dict[str, list[Row]]:
+        where, params = any_of(self.db, "conversation_id", conversation_ids)
+        rows = self.db.query(f"SELECT * FROM {c.MESSAGES.name} WHERE {where} ORDER BY conversation_id, seq", params)
+        out: dict[str, list[Row]] = {}
+        for row in rows:
+            out.setdefault(str(row["conversation_id"]), []).append(row)
+        return out
+
+    def assignments_of(self, conversation_ids: Iterable[UUID | str]) -> dict[str, list[Row]]:
+        where, params = any_of(self.db, "conversation_id", conversation_ids)
+        rows = self.db.query(f"SELECT * FROM {c.ASSIGNMENTS.name} WHERE {where} ORDER BY conversation_id, seq",
+                             params)
+        out: dict[str, list[Row]] = {}
+        for row in rows:
+            out.setdefault(str(row["conversation_id"]), []).append(row)
+        return out
+
+    def group_ids_of_many(self, conversation_ids: Iterable[UUID | str]) -> dict[str, set[str]]:
+        where, params = any_of(self.db, "conversation_id", conversation_ids)
+        out: dict[str, set[str]] = {}
+        for row in self.db.query(f"SELECT conversation_id, group_id FROM {c.CONVERSATION_GROUPS.name} "
+                                 f"WHERE {where}", params):
+            out.setdefault(str(row["conversation_id"]), set()).add(str(row["group_id"]))
+        return out
+
+    def workloads(self, agent_ids: Iterable[UUID | str]) -> dict[str, int]:
+        where, params = any_of(self.db, "agent_id", agent_ids)
+        return {str(r["agent_id"]): int(r["active"])
+                for r in self.db.query(f"SELECT agent_id, active FROM {w.WORKLOAD.name} WHERE {where}", params)}
+
+    def received_on_many(self, agent_ids: Iterable[UUID | str], day: str) -> dict[str, int]:
+        where, params = any_of(self.db, "agent_id", agent_ids)
+        return {str(r["agent_id"]): int(r["received"]) for r in self.db.query(
+            f"SELECT agent_id, received FROM {w.DAILY.name} WHERE day = ? AND {where}", [day, *params])}
+
+    def quarantined_counts(self, mailbox_ids: Iterable[UUID | str]) -> dict[str, int]:
+        where, params = any_of(self.db, "mailbox_id", mailbox_ids)
+        return {str(r["mailbox_id"]): int(r["n"]) for r in self.db.query(
+            f"SELECT mailbox_id, COUNT(*) AS n FROM {c.QUARANTINE.name} WHERE {where} GROUP BY mailbox_id", params)}
 
     def conversation(self, conversation_id: UUID | str) -> Row | None:
         rows = self.db.query(f"SELECT * FROM {c.CONVERSATIONS.name} WHERE id = ?", (str(conversation_id),))

@@ -1,24 +1,20 @@
-"""The one projection driver: follows the log in order and applies each event to each
-view exactly once (view rows and position written in one transaction).
-
-Any process may drive a view: the position row is write-locked first, so two
-drivers serialise instead of applying a batch twice. SQLite is followed by
-polling; PostgreSQL wakes on the event store's NOTIFY.
+"""The views' side of the log followers (projections/follower.py): each view is a follower
+whose rows and position are written in one transaction, so each event is applied once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Notification, OperationalError
 
 from adapters.database import Database, Tx
+from projections.follower import Follower
 from projections.tables import Rows
 from projections.view import View
 
@@ -34,8 +30,15 @@ class Projections:
         self.app = app
         self.database = database
         self.views = {view.name: view for view in views}
-        self._lock = threading.Lock()
-        self.applied = 0  # events applied by this process, for /metrics
+        self.followers = {
+            view.name: Follower(ViewConsumer(self, view), lambda after, limit: self.read(after, limit), self.head)
+            for view in views
+        }
+
+    @property
+    def applied(self) -> int:
+        """Events applied by this process, for /metrics."""
+        return sum(f.consumed for f in self.followers.values())
 
     def create_tables(self) -> None:
         """Creates the views' tables; a view whose table definitions changed since they were
@@ -88,38 +91,22 @@ class Projections:
         for notification in notifications:
             view.apply(self.app.mapper.to_domain_event(notification), rows)
 
-    def _advance(self, view: View) -> int:
-        """One batch for one view in one transaction; returns how many events it applied.
-
-        The batch is read before the write transaction: reading the log takes a second
-        connection, and asking the pool for one while holding its (SQLite) writer deadlocked
-        against a command waiting for the writer, until the pool's 5 s timeout failed it."""
-        while True:
-            position = self.positions().get(view.name, 0)
-            batch = self.read(position)
-            if not batch:
-                return 0
-            with self.database.transaction() as tx:
-                if lock_position(tx, view.name) != position:
-                    continue  # another driver applied events meanwhile: read again
-                rows = Rows(tx)
-                self.apply(view, batch, rows)
-                rows.flush()
-                tx.execute(f"UPDATE {POSITIONS} SET position = ? WHERE view = ?", (batch[-1].id, view.name))
-            self.applied += len(batch)
-            return len(batch)
-
     def catch_up(self) -> int:
-        """Applies everything recorded so far to every view."""
-        done = 0
-        with self._lock:
-            for view in self.views.values():
-                while (applied := self._advance(view)) > 0:
-                    done += applied
+        """Applies everything recorded so far to every view (each view on its own: one that
+        fails does not hold up the others; the first failure is raised after all have run)."""
+        done, failure = 0, None
+        for follower in self.followers.values():
+            try:
+                done += follower.catch_up()
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
         return done
 
     def wait_for(self, position: int | None, timeout: float = 5.0) -> bool:
-        """Read-your-writes: true once every view includes `position`."""
+        """Catches up here, then true once every view includes `position` (CLI and tests;
+        requests use `reached`, which never does the work itself)."""
         if position is None:
             return True
         deadline = time.monotonic() + timeout
@@ -131,25 +118,50 @@ class Projections:
                 return False
             time.sleep(0.01)
 
-    def run(self, stop: threading.Event, poll_seconds: float = 0.25) -> None:
-        """Follows the log until `stop` is set."""
-        wait = self._waiter(stop, poll_seconds)
-        while not stop.is_set():
-            try:
-                self.catch_up()
-            except Exception:  # keep following; the failure is visible in the log and metrics
-                log.exception("projection batch failed; retrying")
-                stop.wait(1.0)
-            wait()
+    def reached(self, position: int | None, views: Sequence[str] | None = None, timeout: float = 5.0) -> bool:
+        """Read-your-writes for a request: waits, bounded, until the named views (all by
+        default) include `position`, whichever process applies them."""
+        if position is None:
+            return True
+        names = list(views) if views is not None else list(self.views)
+        signal = self.app.recorder.signal  # type: ignore[attr-defined]
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = signal.count
+            positions = self.positions()
+            if all(positions.get(name, 0) >= position for name in names):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            signal.wait(seen, min(left, 0.05))  # positions moved by other processes are polled
 
-    def _waiter(self, stop: threading.Event, poll_seconds: float) -> Callable[[], None]:
-        if self.database.is_postgres:
-            return NotifyWaiter(self.app, self.database, stop).wait
 
-        def sleep() -> None:
-            stop.wait(poll_seconds)
+class ViewConsumer:
+    """Applies batches to one view: rows and position in one transaction, under the position
+    row's write lock, so several processes may drive a view without applying a batch twice."""
 
-        return sleep
+    batch_size = BATCH
+
+    def __init__(self, projections: Projections, view: View) -> None:
+        self.name = view.name
+        self.view = view
+        self.projections = projections
+
+    def stored_position(self) -> int:
+        return self.projections.positions().get(self.name, 0)
+
+    def consume(self, position: int, batch: Sequence[Notification]) -> bool:
+        # The batch was read before the write transaction: reading the log takes a second
+        # connection, and asking the pool for one while holding its (SQLite) writer deadlocked.
+        with self.projections.database.transaction() as tx:
+            if lock_position(tx, self.name) != position:
+                return False
+            rows = Rows(tx)
+            self.projections.apply(self.view, batch, rows)
+            rows.flush()
+            tx.execute(f"UPDATE {POSITIONS} SET position = ? WHERE view = ?", (batch[-1].id, self.name))
+        return True
 
 
 def view_shape(view: View) -> str:
@@ -162,31 +174,3 @@ def lock_position(tx: Tx, view_name: str) -> int:
     # A no-op write takes the row's write lock (SQLite: the database's) before reading.
     tx.execute(f"UPDATE {POSITIONS} SET position = position WHERE view = ?", (view_name,))
     return int(tx.execute(f"SELECT position FROM {POSITIONS} WHERE view = ?", (view_name,)).scalar())
-
-
-class NotifyWaiter:
-    """Blocks until the event store's channel is notified (or a safety timeout)."""
-
-    def __init__(self, app: Application[Any], database: Database, stop: threading.Event,
-                 timeout: float = 5.0) -> None:
-        recorder: Any = app.recorder
-        self.channel = recorder.channel_name
-        self.database = database
-        self.stop = stop
-        self.timeout = timeout
-        self.conn: Any = None
-
-    def wait(self) -> None:
-        try:
-            if self.conn is None or self.conn.closed:
-                self.conn = self.database.connect()
-                self.conn.execute(f'LISTEN "{self.channel}"')
-            # Wait in short slices so that `stop` (server shutdown) is seen promptly.
-            deadline = time.monotonic() + self.timeout
-            while not self.stop.is_set() and time.monotonic() < deadline:
-                for _ in self.conn.notifies(timeout=0.2, stop_after=1):
-                    return
-        except Exception:
-            log.warning("LISTEN connection lost; reconnecting", exc_info=True)
-            self.conn = None
-            self.stop.wait(1.0)

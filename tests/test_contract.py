@@ -12,15 +12,25 @@ from api.graphql.schema import schema
 CONTRACT = Path(__file__).resolve().parent.parent / "api" / "contract.graphql"
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "contract" / "schema.graphql"
 
-# Built by later issues (intake #3, routing/assignment #4, replies, sidebar).
+# Built by later issues: security #8 (tokens, deactivation), parsing #9 (fromName), replies #10,
+# sidebar #12, web workspace #13 (subscriptions, full-text filter), auditors #14 (seals).
 PENDING_TYPES = {
+    "ApiToken",
     "ReplyInput", "ReplyPayload",
     "SidebarSourceKind", "MatchKey", "SidebarField", "SidebarSource", "SidebarFieldInput",
     "SidebarSourceInput", "SidebarSourcePayload", "RecordInput", "RecordPayload",
+    "ConversationChangeKind", "ConversationChange", "Subscription",
+    "AuditSeal",
 }
 PENDING_FIELDS = {
-    "Query.sidebarSources", "Mutation.replyToConversation", "Mutation.createSidebarSource",
-    "Mutation.updateSidebarSource", "Mutation.deleteSidebarSource", "Mutation.upsertRecord", "Mutation.deleteRecord",
+    "Agent.active", "CreateApiTokenInput.expiresAt", "ApiTokenPayload.apiToken", "Query.apiTokens",
+    "Mutation.revokeApiToken", "Mutation.deactivateAgent",
+    "Message.fromName",
+    "Mutation.replyToConversation",
+    "Query.sidebarSources", "Mutation.createSidebarSource", "Mutation.updateSidebarSource",
+    "Mutation.deleteSidebarSource", "Mutation.upsertRecord", "Mutation.deleteRecord",
+    "ConversationFilter.text",
+    "Query.auditSeals",
 }
 
 

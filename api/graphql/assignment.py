@@ -9,9 +9,21 @@ from uuid import UUID
 
 import strawberry
 
-from api.graphql.common import EVERYONE, READERS, Ctx, UserError, blocking, command, require, services
+from api.graphql.common import (
+    EVERYONE,
+    READERS,
+    Ctx,
+    UserError,
+    blocking,
+    command,
+    decided,
+    loaders,
+    pending,
+    require,
+    services,
+)
 from api.graphql.conversations import Conversation, visible
-from api.graphql.types import Agent, agent_by_id
+from api.graphql.types import Agent, agent_by_id, agents_by_id
 from domain.commands.base import Written
 from domain.values import Role
 
@@ -41,22 +53,18 @@ class AssignmentQuery:
     async def agent_workloads(self, info: Ctx, group_id: UUID | None = None) -> list[AgentWorkload]:
         require(info, *READERS)
         s = services(info)
-        rows = await blocking(s.directory.members, group_id) if group_id else await blocking(s.directory.agents)
-        out = []
-        for row in rows:
-            active = await blocking(s.conversations.workload, row["id"])
-            out.append(AgentWorkload(agent=Agent(row=row), active_conversations=active))
-        return out
+        rows = await loaders(info).members.load(str(group_id)) if group_id else await blocking(s.directory.agents)
+        active = await blocking(s.conversations.workloads, [r["id"] for r in rows])  # one statement for all
+        return [AgentWorkload(agent=Agent(row=row), active_conversations=active.get(str(row["id"]), 0))
+                for row in rows]
 
     @strawberry.field
     async def daily_totals(self, info: Ctx, date: dt.date) -> list[DailyTotal]:
         require(info, *READERS)
-        out = []
-        for row in await blocking(services(info).conversations.daily_totals, date.isoformat()):
-            agent = await agent_by_id(info, row["agent_id"])
-            if agent is not None:
-                out.append(DailyTotal(agent=agent, date=date, received=int(row["received"])))
-        return out
+        rows = await blocking(services(info).conversations.daily_totals, date.isoformat())
+        agents = await agents_by_id(info, [row["agent_id"] for row in rows])
+        return [DailyTotal(agent=agent, date=date, received=int(row["received"]))
+                for row, agent in zip(rows, agents, strict=True) if agent is not None]
 
     @strawberry.field
     async def last_handler(self, info: Ctx, customer_email: str) -> Agent | None:
@@ -72,11 +80,10 @@ async def _act(info: Ctx, conversation_id: UUID, run: Callable[[], Written],
     if who.role is Role.AGENT and not await visible(info, conversation_id):
         return ConversationPayload(conversation=None, user_errors=[
             UserError(field=["id"], message="conversation not found", code="NOT_FOUND")])
-    written, errors = await command(info, run)
+    written, errors = await command(info, run, views=("conversations", "workload"))
     s = services(info)
-    if written is not None and then_decide:
-        await blocking(s.assigner.wait_for, written.position)
-        await blocking(s.projections.wait_for, s.projections.head())
+    if written is not None and then_decide and not errors and not await decided(info, written.position):
+        errors = [pending("the assigner's decision is", written.id)]
     row = await blocking(s.conversations.conversation, written.id) if written else None
     return ConversationPayload(conversation=Conversation(row=row) if row else None, user_errors=errors)
 

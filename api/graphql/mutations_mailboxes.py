@@ -12,8 +12,10 @@ from api.graphql.common import (
     UserError,
     blocking,
     command,
+    decided,
     given,
     keep_unless_given,
+    pending,
     require,
     services,
 )
@@ -25,7 +27,7 @@ from api.graphql.inputs import (
     settings_of,
 )
 from api.graphql.types import Mailbox
-from api.sync import Busy, MailboxSync
+from api.processes.sync import Busy, MailboxSync
 from domain.commands.base import KEEP
 from domain.commands.mailboxes import Attempt, BindFailed
 from domain.values import MailProtocol, TransportSecurity
@@ -146,10 +148,10 @@ class MailboxMutations:
             return SyncPayload(mailbox=await mailbox_of(info, id), fetched=0, conversations_opened=0, user_errors=[
                 UserError(field=["id"], message="another sync of this mailbox is still running", code="CONFLICT")])
         # Answer once the new conversations are routed and assigned, and the read models show it.
-        await blocking(s.assigner.wait_for, report.position)
-        await blocking(s.projections.wait_for, s.projections.head())
         errors = [] if report.error is None else [
             UserError(field=["id"], message=report.error, code=report.error_code or "SYNC_FAILED")]
+        if not await decided(info, report.position):
+            errors.append(pending("the new conversations are"))
         return SyncPayload(mailbox=await mailbox_of(info, id), fetched=report.fetched,
                            conversations_opened=report.opened, user_errors=errors)
 

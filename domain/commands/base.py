@@ -50,6 +50,11 @@ class Conflict(Exception):
     """Another writer changed the aggregate first."""
 
 
+class PositionMoved(IntegrityError):
+    """A log follower's stored position moved under it (another process advanced it):
+    nothing of what it saved was recorded."""
+
+
 class Base(Application[UUID]):
     name = "mailroom"
     is_snapshotting_enabled = False
@@ -85,6 +90,10 @@ class Base(Application[UUID]):
             raise not_found(field, what)
         return aggregate
 
+    def find(self, aggregate_id: UUID) -> Any | None:
+        """The aggregate with this id in its latest state, or None."""
+        return self._find(aggregate_id)
+
     def _find(self, aggregate_id: UUID) -> Any | None:
         try:
             return self.repository.get(aggregate_id)
@@ -96,10 +105,13 @@ class Base(Application[UUID]):
         without an index port, it answers all of them."""
         return ids if self.event_index is None else self.event_index.existing(ids)
 
-    def _store(self, *aggregates: Aggregate) -> int | None:
-        """Saves atomically; a concurrent writer's prior change surfaces as Conflict."""
+    def _store(self, *aggregates: Aggregate, **options: Any) -> int | None:
+        """Saves atomically; a concurrent writer's prior change surfaces as Conflict. `options`
+        go to the recorder (a follower's position change, committed with the events)."""
         try:
-            recordings = self.save(*aggregates)
+            recordings = self.save(*aggregates, **options)
+        except PositionMoved:
+            raise
         except IntegrityError as exc:
             raise Conflict(str(exc)) from exc
         return recordings[-1].notification.id if recordings else None

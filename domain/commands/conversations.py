@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 from domain.agents import Agent
-from domain.commands.base import Base, Written, retrying
-from domain.conversation import ADMIN, CLOSED, Conversation
+from domain.assigner import Outcome
+from domain.commands.base import Base, Conflict, Written, retrying
+from domain.conversation import ADMIN, ASSIGNER, CLOSED, Conversation
 from domain.errors import invalid, not_found
 
 
@@ -37,3 +40,36 @@ class ConversationCommands(Base):
         if conversation.status == CLOSED:
             conversation.reopen(conversation.previous_assignee_id)
         return Written(conversation.id, self._store(conversation))
+
+    def record_decisions(self, outcomes: Sequence[Outcome], attempts: int = 3, **options: Any) -> int | None:
+        """Records the assigner's decisions on their conversations in one save, with `options`
+        (its position change) in the same transaction. A conversation changed meanwhile by
+        someone else is reloaded and the decisions applied again on its fresh state."""
+        for attempt in range(attempts):
+            try:
+                return self._store(*self._decided(outcomes), **options)
+            except Conflict:
+                if attempt == attempts - 1:
+                    raise
+        return None
+
+    def _decided(self, outcomes: Sequence[Outcome]) -> list[Conversation]:
+        conversations: dict[UUID, Conversation] = {}
+        for outcome in outcomes:
+            conversation = conversations.get(outcome.conversation_id)
+            if conversation is None:
+                found = self._find(outcome.conversation_id)
+                if not isinstance(found, Conversation):
+                    continue
+                conversation = conversations[outcome.conversation_id] = found
+            if outcome.kind == "routed" and outcome.rule_id is not None:
+                conversation.route(outcome.rule_id, list(outcome.group_ids), outcome.decided_at)
+            elif outcome.kind == "unrouted":
+                conversation.leave_unrouted(outcome.reason, outcome.decided_at)
+            elif outcome.kind == "queued":
+                assert outcome.strategy is not None
+                conversation.queue(outcome.strategy, outcome.reason, outcome.decided_at)
+            elif outcome.kind == "assigned" and outcome.agent_id is not None:
+                conversation.assign(outcome.agent_id, conversation.assignee_id, outcome.strategy, outcome.reason,
+                                    ASSIGNER, outcome.decided_at, outcome.rule_id)
+        return list(conversations.values())

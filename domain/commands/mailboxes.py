@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from uuid import UUID
 
 from domain.claims import Claim
-from domain.commands.base import KEEP, Base, Keep, Written, retrying
+from domain.commands.base import KEEP, Base, Conflict, Keep, Written, retrying
 from domain.errors import Collector, Problem, Rejected, invalid
 from domain.mailbox import SUBJECT_PLACEHOLDERS, Mailbox
 from domain.ports import LoginRefused
@@ -155,6 +155,25 @@ class MailboxCommands(Base):
         return Written(mailbox.id, self._store(mailbox))
 
     @retrying()
+    def record_sync_health(self, mailbox_id: UUID, error: str | None) -> None:
+        """Records a change of the mailbox's sync health (failing with `error`, or recovered);
+        nothing when the health did not change. A concurrent edit is retried on fresh state."""
+        for _ in range(3):
+            mailbox = self._find(mailbox_id)
+            if not isinstance(mailbox, Mailbox) or mailbox.deleted:
+                return
+            if error is not None and not mailbox.failing:
+                mailbox.sync_failed(error)
+            elif error is None and mailbox.failing:
+                mailbox.sync_recovered()
+            else:
+                return
+            try:
+                self._store(mailbox)
+                return
+            except Conflict:
+                continue
+
     def set_reply_settings(self, mailbox_id: UUID, subject_template: str, footer: str) -> Written:
         mailbox = self._load(Mailbox, mailbox_id, ("input", "mailboxId"), "mailbox")
         errors = Collector()

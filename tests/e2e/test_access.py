@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,7 +100,23 @@ def test_healthz_answers_json(world: World) -> None:
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
-    assert isinstance(response.json(), dict)
+    body = response.json()
+    assert body["status"] == "ok"
+
+
+def test_healthz_tells_ready_per_follower(world: World) -> None:
+    """Up is not ready: ready once every follower of the process reached the head of the log."""
+    deadline = time.monotonic() + 20
+    while True:
+        body = world.server.client.get(f"{world.server.url}/healthz").json()
+        if body["ready"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert body["ready"] is True
+    assert {"directory", "conversations", "workload", "assigner"} <= set(body["followers"])
+    for state in body["followers"].values():
+        assert state["ready"] and state["failures"] == 0 and state["lastError"] is None
+        assert isinstance(state["position"], int)
 
 
 def test_metrics_report_projection_position(world: World) -> None:
@@ -107,6 +124,7 @@ def test_metrics_report_projection_position(world: World) -> None:
 
     assert response.status_code == 200
     assert "mailroom_projection_position" in response.text
+    assert 'mailroom_follower_failures{follower="assigner"} 0.0' in response.text
 
 
 def test_cli_admin_token_is_admin(world: World) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from api.assigner import DECISIONS, recorded_outcome
 from api.bootstrap import Services
-from api.sync import MailboxSync, SyncReport
+from api.processes.assigner import DECISIONS, recorded_outcome
+from api.processes.sync import MailboxSync, SyncReport
 from domain.assigner import Assigner, Outcome
 from tests.integration.faults_support import events_table
 
@@ -93,8 +93,7 @@ def assigned_events(services: Services) -> Counter[str]:
 
 def assigner_active(services: Services) -> Counter[str]:
     """Agent id -> active conversations, as the assigner of this process counts them."""
-    assert services.assigner.assigner is not None, "the assigner has not built its state"
-    agents = services.assigner.assigner.state.agents
+    agents = services.assigner.consumer.current().state.agents
     return Counter({str(agent_id): a.active for agent_id, a in agents.items() if a.active})
 
 
@@ -103,8 +102,7 @@ def assert_figures_consistent(services: Services) -> None:
     services.assigner.catch_up()
     services.projections.catch_up()
     assert assigner_active(services) == open_counts(services)
-    assert services.assigner.assigner is not None
-    state = services.assigner.assigner.state
+    state = services.assigner.consumer.current().state
     rows = services.database.query("SELECT id, status, assignee_id FROM rm_conversations")
     assert {str(c): str(a) for c, a in state.assignee.items()} == {
         r["id"]: r["assignee_id"] for r in rows if r["status"] == "OPEN"}
@@ -125,7 +123,7 @@ def replay(services: Services) -> tuple[list[tuple[Any, ...]], list[tuple[Any, .
     """Decides again over the log without the recorded decisions: (recorded, re-derived, the fresh
     assigner), the decisions as sortable keys."""
     app = services.app
-    fresh = Assigner(ZoneInfo(services.settings.timezone), services.assigner.facts)
+    fresh = Assigner(ZoneInfo(services.settings.timezone), services.assigner.consumer.facts)
     recorded: list[Outcome] = []
     derived: list[Outcome] = []
     start = 1
@@ -146,8 +144,7 @@ def assert_replay_matches(services: Services) -> list[tuple[Any, ...]]:
     recorded, derived, fresh = replay(services)
     assert recorded == derived
     services.assigner.catch_up()
-    live = services.assigner.assigner
-    assert live is not None
+    live = services.assigner.consumer.current()
     for name in ("assignee", "cursor", "last_handler"):
         assert getattr(fresh.state, name) == getattr(live.state, name), name
     assert list(fresh.state.queued) == list(live.state.queued)

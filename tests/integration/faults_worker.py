@@ -15,7 +15,7 @@ import time
 from typing import Any
 from uuid import UUID
 
-import api.sync
+import api.processes.sync
 from adapters.settings import load_settings
 from api.bootstrap import bootstrap, real_login
 
@@ -23,7 +23,7 @@ from api.bootstrap import bootstrap, real_login
 def main(mailbox_id: str, batch: str, pause: str) -> None:
     settings = load_settings()
     services = bootstrap(settings, verify_login=real_login(settings))
-    api.sync.BATCH_MESSAGES = int(batch)
+    api.processes.sync.BATCH_MESSAGES = int(batch)
     take_in = services.app.take_in
 
     def slow_take_in(*args: Any, **kwargs: Any) -> Any:
@@ -33,7 +33,7 @@ def main(mailbox_id: str, batch: str, pause: str) -> None:
 
     services.app.take_in = slow_take_in  # type: ignore[method-assign]
     print("syncing", flush=True)
-    report = api.sync.MailboxSync(services).sync(UUID(mailbox_id))
+    report = api.processes.sync.MailboxSync(services).sync(UUID(mailbox_id))
     print(f"finished fetched={report.fetched} error={report.error}", flush=True)
     services.close()
 

@@ -9,7 +9,7 @@ import pytest
 
 from adapters.settings import load_settings
 from api.bootstrap import Services, real_login
-from api.sync import MailboxSync
+from api.processes.sync import MailboxSync
 from domain.routing import RuleSpec
 from domain.values import AgentStatus, AssignmentStrategy, Condition, ConditionField, ConditionOperator
 from tests.dovecot import Dovecot
@@ -112,7 +112,7 @@ def test_replaying_the_log_re_derives_every_decision(services: Services, dovecot
     conversations get the same routing, agent, strategy and reason."""
     from zoneinfo import ZoneInfo
 
-    from api.assigner import DECISIONS, recorded_outcome
+    from api.processes.assigner import DECISIONS, recorded_outcome
     from domain.assigner import Assigner
 
     mailbox_id, user = bind(services, dovecot)
@@ -129,7 +129,7 @@ def test_replaying_the_log_re_derives_every_decision(services: Services, dovecot
 
     app = services.app
     recorded, replayed = [], []
-    fresh = Assigner(ZoneInfo("UTC"), services.assigner.facts)
+    fresh = Assigner(ZoneInfo("UTC"), services.assigner.consumer.facts)
     for notification in app.recorder.select_notifications(1, 100_000):
         event = app.mapper.to_domain_event(notification)
         outcome = recorded_outcome(event) if notification.topic in DECISIONS else None

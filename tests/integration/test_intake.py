@@ -8,7 +8,7 @@ import pytest
 
 from adapters.settings import load_settings
 from api.bootstrap import Services, real_login
-from api.sync import MailboxSync
+from api.processes.sync import MailboxSync
 from domain.values import MailProtocol
 from projections.conversation_queries import ConversationFilter
 from tests.dovecot import Dovecot

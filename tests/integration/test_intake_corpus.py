@@ -11,7 +11,7 @@ import pytest
 
 from adapters.settings import load_settings
 from api.bootstrap import Services, real_login
-from api.sync import MailboxSync
+from api.processes.sync import MailboxSync
 from domain.values import MailProtocol
 from tests.dovecot import Dovecot
 from tests.integration.faults_support import (

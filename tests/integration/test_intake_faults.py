@@ -24,11 +24,11 @@ from uuid import UUID
 
 import pytest
 
-import api.sync
+import api.processes.sync
 from adapters.inbound import MAX_MESSAGE_BYTES
 from adapters.settings import load_settings
 from api.bootstrap import Services, real_login
-from api.sync import Busy, MailboxSync, SyncReport
+from api.processes.sync import Busy, MailboxSync, SyncReport
 from domain.commands.base import Conflict
 from domain.mailbox import Mailbox
 from domain.values import MailProtocol
@@ -88,7 +88,7 @@ def message_id_of(raw: bytes) -> str:
 
 
 def status(services: Services, mailbox_id: UUID) -> str:
-    mailbox = services.app._find(mailbox_id)
+    mailbox = services.app.find(mailbox_id)
     assert isinstance(mailbox, Mailbox)
     return mailbox.status
 
@@ -229,7 +229,7 @@ def test_a_connection_lost_mid_fetch_fails_visibly_and_loses_nothing(
     append_many(dovecot, user, raws)
     with Proxy(dovecot.imap_port) as proxy:
         mailbox_id = bind_at(services, dovecot, user, port=proxy.port)
-        monkeypatch.setattr(api.sync, "BATCH_MESSAGES", batch)
+        monkeypatch.setattr(api.processes.sync, "BATCH_MESSAGES", batch)
 
         # Once the first batch is recorded, the next message body read (the second batch's
         # UID FETCH, already streaming in) finds the connection cut or the server gone silent.
@@ -400,7 +400,7 @@ def test_two_workers_waiting_for_the_lock_sync_one_after_the_other(
     user = new_user(dovecot)
     raws = _deliver_with_replies(dovecot, user, "wait", 80)
     mailbox_id = bind_at(first, dovecot, user)
-    monkeypatch.setattr(api.sync, "BATCH_MESSAGES", 10)
+    monkeypatch.setattr(api.processes.sync, "BATCH_MESSAGES", 10)
     reports = _together(lambda: MailboxSync(first).sync(mailbox_id, wait=30),
                         lambda: MailboxSync(second).sync(mailbox_id, wait=30))
     assert sorted(r.fetched for r in reports) == [0, len(raws)]
@@ -414,7 +414,7 @@ def test_two_workers_retrying_when_busy_take_each_message_once(
     user = new_user(dovecot)
     raws = _deliver_with_replies(dovecot, user, "busy", 80)
     mailbox_id = bind_at(first, dovecot, user)
-    monkeypatch.setattr(api.sync, "BATCH_MESSAGES", 10)
+    monkeypatch.setattr(api.processes.sync, "BATCH_MESSAGES", 10)
     busy = []
 
     def worker(services: Services) -> Callable[[], SyncReport]:
@@ -462,7 +462,7 @@ def test_two_workers_taking_in_the_same_messages_at_once_record_each_once(
     user = new_user(dovecot)
     raws = _deliver_with_replies(dovecot, user, "race", 120)
     mailbox_id = bind_at(first, dovecot, user)
-    monkeypatch.setattr(api.sync, "BATCH_MESSAGES", 10)
+    monkeypatch.setattr(api.processes.sync, "BATCH_MESSAGES", 10)
 
     # Both workers hold the batch they built (the same messages, none recorded yet) until the
     # other has built its own too, then both save: one save must lose on the derived ids.

@@ -11,8 +11,8 @@ import pytest
 
 from adapters.settings import load_settings
 from api.bootstrap import Services, real_login
-from api.sync import MailboxSync
-from api.workers import Workers
+from api.processes.sync import MailboxSync
+from api.processes.workers import Workers
 from domain.mail import AUTO_SUBMITTED, BULK, OWN_ADDRESS
 from projections.conversation_queries import ConversationFilter
 from tests.dovecot import Dovecot
@@ -53,7 +53,8 @@ def test_workers_take_mail_in_and_idle_brings_new_mail_without_a_poll(
     dovecot.append(user, mail(subject="Before the worker started"))
     workers.start()
     assert wait_until(lambda: len(conversations(services)) == 1, 15), "the scheduler's first sync"
-    time.sleep(1.5)  # let the IDLE watcher settle into IDLE
+    # Whether the watcher is still setting IDLE up or already idling, the mail is taken in:
+    # by the sync that follows the IDLE set-up, or by the IDLE announcement.
     started = time.monotonic()
     dovecot.append(user, mail(subject="While idling"))
     assert wait_until(lambda: len(conversations(services)) == 2, 15), "IDLE should announce the new mail"
@@ -90,3 +91,28 @@ def test_loop_and_noise_markers_are_kept_on_each_message(services: Services, dov
     assert AUTO_SUBMITTED in str(markers["Out of office"])
     assert BULK in str(markers["Newsletter"])
     assert OWN_ADDRESS in str(markers["From ourselves"])
+
+
+def test_mail_that_lands_while_idle_is_being_set_up_does_not_wait_for_a_poll(
+    services: Services, dovecot: Dovecot, workers: Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first sync runs, then the IDLE watcher connects; a mail that lands in between is
+    announced by nothing (IDLE reports changes from when it starts): a sync once the IDLE
+    session is established takes it in, instead of the next poll an hour later."""
+    from adapters.imap import ImapSession
+
+    _, user = bind(services, dovecot)
+    dovecot.append(user, mail(subject="Before the worker started"))
+    supports_idle = ImapSession.supports_idle
+    landed = []
+
+    def mail_lands_during_setup(session: ImapSession) -> bool:
+        if not landed:  # the watcher starts after the first sync: this lands before IDLE
+            dovecot.append(user, mail(subject="During IDLE set-up"))
+            landed.append(time.monotonic())
+        return supports_idle(session)
+
+    monkeypatch.setattr(ImapSession, "supports_idle", mail_lands_during_setup)
+    workers.start()
+    assert wait_until(lambda: bool(landed), 15), "the IDLE watcher should have started after the first sync"
+    assert wait_until(lambda: len(conversations(services)) == 2, 10), "taken in without waiting for a poll"

@@ -20,8 +20,7 @@ from adapters.imap import ImapSession
 from adapters.inbound import MAX_MESSAGE_BYTES, Parser, Prepared, arrivals, too_large
 from adapters.mailserver import LoginFailed
 from adapters.pop3 import Pop3Session
-from api.bootstrap import Services
-from domain.commands.base import Conflict
+from api.services import Services
 from domain.commands.intake import Arrival, IntakeResult
 from domain.mailbox import Mailbox
 from domain.values import MailProtocol
@@ -95,8 +94,11 @@ class MailboxSync:
         if lease is None:
             raise Busy(str(mailbox_id))
         with lease:
-            mailbox = self.services.app._find(mailbox_id)
-            if not isinstance(mailbox, Mailbox) or mailbox.deleted or not mailbox.enabled:
+            mailbox = self.services.app.find(mailbox_id)
+            if isinstance(mailbox, Mailbox) and mailbox.deleted:
+                self.services.sync_state.forget(mailbox_id)  # a deleted mailbox leaves no sync state behind
+                return SyncReport()
+            if not isinstance(mailbox, Mailbox) or not mailbox.enabled:
                 return SyncReport()
             report = SyncReport()
             try:
@@ -194,20 +196,4 @@ class MailboxSync:
             self._set_failing(mailbox.id, None)
 
     def _set_failing(self, mailbox_id: UUID, error: str | None) -> None:
-        """Records the status change (only a change) on the mailbox, retrying a concurrent edit."""
-        app = self.services.app
-        for _ in range(3):
-            mailbox = app._find(mailbox_id)
-            if not isinstance(mailbox, Mailbox) or mailbox.deleted:
-                return
-            if error is not None and not mailbox.failing:
-                mailbox.sync_failed(error)
-            elif error is None and mailbox.failing:
-                mailbox.sync_recovered()
-            else:
-                return
-            try:
-                app._store(mailbox)
-                return
-            except Conflict:
-                continue
+        self.services.app.record_sync_health(mailbox_id, error)

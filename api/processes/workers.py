@@ -1,4 +1,5 @@
-"""Background workers of one process: the projection driver and mailbox sync.
+"""Background work of one process: the log followers (views always; the assigner and mailbox
+sync unless the process is API-only) and the watch that wakes them.
 
 Every enabled mailbox is synced every MAILROOM_POLL_SECONDS (failing ones back off);
 an IMAP mailbox whose server offers IDLE is also watched, and synced as soon as the
@@ -12,13 +13,16 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from uuid import UUID
 
 from adapters.imap import ImapSession
-from api.bootstrap import Services
-from api.sync import Busy, MailboxSync
+from api.processes.sync import Busy, MailboxSync
+from api.services import Services
 from domain.mailbox import Mailbox
 from domain.values import MailProtocol
+from projections.logwatch import LogWatch
 
 log = logging.getLogger("mailroom.workers")
 IDLE_RENEW_SECONDS = 25 * 60  # servers may drop an IDLE after 29 minutes
@@ -44,7 +48,11 @@ class MailboxScheduler:
 
     def _tick(self) -> None:
         poll = self.services.settings.poll_seconds
-        mailboxes = [m for m in self.services.directory.mailboxes() if m["enabled"]]
+        listed = self.services.directory.mailboxes()
+        mailboxes = [m for m in listed if m["enabled"]]
+        for gone in self.services.sync_state.mailbox_ids() - {m["id"] for m in listed}:
+            with contextlib.suppress(Busy):  # deleted since: its sync state goes, under its sync lock
+                self.sync.sync(UUID(gone))
         now = time.time()
         for row in mailboxes:
             mailbox_id = row["id"]
@@ -69,7 +77,7 @@ class MailboxScheduler:
     def _idle(self, mailbox_id: str) -> None:
         """Holds an IDLE on INBOX; new mail makes the mailbox due now. Ends where IDLE is not offered."""
         while not self.stopping.is_set():
-            mailbox = self.services.app._find(UUID(mailbox_id))
+            mailbox = self.services.app.find(UUID(mailbox_id))
             if not isinstance(mailbox, Mailbox) or mailbox.deleted or not mailbox.enabled or mailbox.failing:
                 return
             try:
@@ -79,6 +87,10 @@ class MailboxScheduler:
                     if not session.supports_idle():
                         return
                     session.open_folder("INBOX")
+                    # Mail that landed while IDLE was being set up announces nothing: sync once
+                    # now that the session is established (and at every renewal).
+                    self.due[mailbox_id] = 0.0
+                    self.wake.set()
                     renew_at = time.monotonic() + IDLE_RENEW_SECONDS
                     while not self.stopping.is_set() and time.monotonic() < renew_at:
                         if session.idle_wait(5.0):
@@ -90,18 +102,27 @@ class MailboxScheduler:
 
 
 class Workers:
-    def __init__(self, services: Services, mail: bool = True) -> None:
+    """`processes=False` (an API-only replica) still follows the views, so that its requests
+    read their own writes; the assigner and mailbox sync then run in a worker elsewhere."""
+
+    def __init__(self, services: Services, mail: bool = True, processes: bool = True) -> None:
         self.services = services
-        self.mail = mail
+        self.mail = mail and processes
+        self.processes = processes
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
+        views = list(services.projections.followers.values())
+        self.followers = services.followers() if processes else views
 
     def start(self) -> None:
         self.stopping.clear()
-        targets = [("projections", lambda: self.services.projections.run(self.stopping)),
-                   ("assigner", lambda: self.services.assigner.run(self.stopping))]
+        s = self.services
+        signal = s.app.recorder.signal  # type: ignore[attr-defined]
+        targets: list[tuple[str, Callable[[], None]]] = [
+            ("logwatch", lambda: LogWatch(s.app, s.database).run(self.stopping))]
+        targets += [(f"follower-{f.name}", partial(f.run, self.stopping, signal)) for f in self.followers]
         if self.mail:
-            targets.append(("mailboxes", MailboxScheduler(self.services, self.stopping).run))
+            targets.append(("mailboxes", MailboxScheduler(s, self.stopping).run))
         for name, target in targets:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -117,7 +138,7 @@ class Workers:
         self.threads.clear()
 
     def run_forever(self) -> None:
-        """`mailroom worker`: the same workers, in the foreground."""
+        """`mailroom worker`: the same work, in the foreground."""
         self.start()
         try:
             while self.alive():
