@@ -35,11 +35,11 @@ class Context(BaseContext):
         self.services = services
         self.principal = principal
         self.cache: dict[Any, Any] = {}
-        self.loaders = Loaders(services)
+        self.loaders = Loaders(services.directory, services.conversations, services.database)
 
     def refresh(self) -> None:
         """Forgets what the loaders read: after a command, the answer reads what it wrote."""
-        self.loaders = Loaders(services=self.services)
+        self.loaders = Loaders(self.services.directory, self.services.conversations, self.services.database)
 
 
 Ctx = Info[Context, None]

@@ -19,8 +19,8 @@ from strawberry.dataloader import DataLoader
 
 from adapters import blobs, syncstate
 from adapters.database import Database, Row
-from api.services import Services
-from projections.queries import any_of
+from projections.conversation_queries import ConversationQueries
+from projections.queries import Directory, any_of
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -68,8 +68,7 @@ def blob_texts(database: Database, keys: Iterable[str]) -> dict[str, bytes]:
 
 
 class Loaders:
-    def __init__(self, services: Services) -> None:
-        d, c, db = services.directory, services.conversations, services.database
+    def __init__(self, d: Directory, c: ConversationQueries, db: Database) -> None:
         # read-model rows by id (None: no such row)
         self.mailboxes: DataLoader[str, Row | None] = by_key(d.mailboxes_by_id, _none)
         self.agents: DataLoader[str, Row | None] = by_key(d.agents_by_id, _none)
