@@ -222,3 +222,36 @@ def test_a_restart_starts_from_the_snapshot_and_ends_where_a_full_replay_does(
     services.snapshots.forget("assigner")
     full = make_services(verify_login=real_login(load_settings())).assigner.consumer.current()
     assert from_snapshot.snapshot() == full.snapshot() == process.current().snapshot()
+
+
+def test_a_conflict_while_recording_reloads_the_conversation_not_the_log(
+    two: tuple[Services, Services], dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = two
+    user = new_user(dovecot)
+    mailbox_id = bind_at(a, dovecot, user)
+    _, group = team(a, ["ann", "bob"])
+    a.app.create_routing_rule(RuleSpec(name="All", mailbox_ids=[mailbox_id], group_ids=[group],
+                                       strategy=AssignmentStrategy.LOAD_BALANCED))
+    arrive(a, dovecot, user, mailbox_id, ["Q1"])
+    a.assigner.catch_up()
+    process: Any = a.assigner.consumer
+    state = process.assigner
+    arrive(a, dovecot, user, mailbox_id, ["Q2"])
+    decided = a.app._decided
+    raced: list[bool] = []
+
+    def someone_else_writes_first(outcomes: Any) -> Any:
+        loaded = decided(outcomes)
+        if not raced:  # between loading and saving, an agent closes a conversation being decided on
+            raced.append(True)
+            b.app.close_conversation(loaded[0].id)
+        return loaded
+
+    monkeypatch.setattr(a.app, "_decided", someone_else_writes_first)
+    replays: list[int] = []
+    replay = process._replay
+    monkeypatch.setattr(process, "_replay", lambda *args: (replays.append(1), replay(*args))[1])
+    assert a.assigner.catch_up() > 0
+    assert raced and process.assigner is state and replays == []  # same state: no rebuild, no replay
+    assert set(assigned_events(a).values()) == {1} and len(assigned_events(a)) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -97,3 +98,18 @@ def test_missing_folder_turns_the_mailbox_failing_with_its_name(services: Servic
     services.app.update_mailbox(mailbox_id, folders=["INBOX", "No Such Folder"])
     report = MailboxSync(services).sync(mailbox_id)
     assert report.error is not None and "No Such Folder" in report.error
+
+
+def test_a_deleted_mailbox_leaves_no_sync_state_behind(services: Services, dovecot: Dovecot) -> None:
+    from api.processes.workers import MailboxScheduler
+
+    mailbox_id, user = bind(services, dovecot)
+    dovecot.append(user, mail(subject="Taken in"))
+    MailboxSync(services).sync(mailbox_id)
+    assert str(mailbox_id) in services.sync_state.mailbox_ids()
+    services.projections.wait_for(services.app.delete_mailbox(mailbox_id).position)
+
+    scheduler = MailboxScheduler(services, threading.Event())
+    scheduler._tick()  # the scheduler notices the mailbox is gone and forgets its folders, UIDs, health
+    assert str(mailbox_id) not in services.sync_state.mailbox_ids()
+    assert services.sync_state.folder(mailbox_id, "INBOX") is None
