@@ -264,9 +264,12 @@ class ConversationConnection:
     edges: list[ConversationEdge]
     page_info: PageInfo
     query: strawberry.Private[Filter]
+    total: strawberry.Private[int | None] = None  # counted beside the page, when the query asks for it
 
     @strawberry.field(description=TOTAL_COUNT)
     async def total_count(self, info: Ctx) -> int:
+        if self.total is not None:
+            return self.total
         return await blocking(services(info).conversations.count, self.query)
 
 
@@ -311,8 +314,9 @@ class QuarantinedMessage:
 PREFETCHED = {"mailbox", "assignee", "groups", "messages"}
 
 
-def node_fields(info: Ctx) -> set[str]:
-    """The fields asked of each node of this connection (through fragments)."""
+def asked(info: Ctx, *path: str) -> set[str]:
+    """The fields asked at `path` below this field (through fragments): () for the connection's
+    own fields, ("edges", "node") for those of each conversation."""
 
     def names(selections: list[Any], path: tuple[str, ...]) -> set[str]:
         out: set[str] = set()
@@ -325,7 +329,7 @@ def node_fields(info: Ctx) -> set[str]:
                 out |= names(selection.selections, path[1:])
         return out
 
-    return names([s for f in info.selected_fields for s in f.selections], ("edges", "node"))
+    return names([s for f in info.selected_fields for s in f.selections], path)
 
 
 async def prefetch(info: Ctx, page: list[Conversation], wanted: set[str]) -> None:
@@ -399,13 +403,22 @@ class ConversationQuery:
                        group_ids=groups)
         limit = min(max(first if first is not None else 50, 0), MAX_PAGE)
         cursor = decode_cursor(after) if after else None
-        rows, more = await blocking(services(info).conversations.rows, query, limit, cursor)
-        page = [Conversation(row=r) for r in rows]
-        await prefetch(info, page, node_fields(info) & PREFETCHED)
+        s = services(info)
+
+        async def page_of() -> tuple[list[Conversation], bool]:
+            rows, more = await blocking(s.conversations.rows, query, limit, cursor)
+            page = [Conversation(row=r) for r in rows]
+            await prefetch(info, page, asked(info, "edges", "node") & PREFETCHED)
+            return page, more
+
+        async def count() -> int | None:  # beside the page, and only when asked for
+            return await blocking(s.conversations.count, query) if "totalCount" in asked(info) else None
+
+        (page, more), total = await asyncio.gather(page_of(), count())
         edges = [ConversationEdge(cursor=encode_cursor(c.row["sort_key"]), node=c) for c in page]
         return ConversationConnection(
             edges=edges, page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
-            query=query)
+            query=query, total=total)
 
     @strawberry.field
     async def conversation(self, info: Ctx, id: UUID, as_of: datetime | None = None) -> Conversation | None:

@@ -21,6 +21,7 @@ from adapters.database import Tx
 from api.bootstrap import Services
 from api.graphql.common import Context
 from api.graphql.schema import schema
+from api.graphql.types import FROM_ROW, _FromRow
 from domain.commands.intake import Arrival
 from domain.commands.tokens import Principal
 from domain.mail import InboundMail
@@ -199,11 +200,12 @@ def test_a_page_runs_the_same_few_statements_whatever_its_size(services: Service
 def test_a_page_answers_as_single_conversations_do_through_fragments_and_aliases(services: Services) -> None:
     desk = Desk(services, alpha=3, beta=2, gamma=1)
     fields = "id subject mailbox { address } assignee { name } groups { name } messages { subject from }"
-    page = run(services, """query { conversations(first: 10) { edges {
-        node { id ...more ... on Conversation { groups { id } } box: mailbox { displayName } } } } }
+    listed = run(services, """query { conversations(first: 10) { ... on ConversationConnection { totalCount }
+        edges { node { id ...more ... on Conversation { groups { id } } box: mailbox { displayName } } } } }
         fragment more on Conversation { subject mailbox { address } assignee { name } groups { name }
-                                        messages { subject from } }""")["conversations"]["edges"]
-    assert len(page) == 6
+                                        messages { subject from } }""")["conversations"]
+    page = listed["edges"]
+    assert len(page) == 6 == listed["totalCount"]
     for edge in page:
         one = run(services, f"query($id: UUID!) {{ conversation(id: $id) {{ {fields} groups {{ id }} "
                             "box: mailbox { displayName } } }", id=edge["node"]["id"])["conversation"]
@@ -234,6 +236,15 @@ def test_workloads_and_daily_totals_take_two_statements_for_any_number_of_agents
         totals = run(services, "query($d: Date!) { dailyTotals(date: $d) { agent { name } received } }", d=day)
     assert sorted((t["agent"]["name"], t["received"]) for t in totals["dailyTotals"]) == [("ann", 3), ("bob", 3)]
     assert len(seen) == 2, seen
+
+
+def test_every_plain_field_is_served_from_the_row() -> None:
+    """A plain() field needs @from_row on its type, else it is never set."""
+    for definition in schema.schema_converter.type_map.values():
+        cls = getattr(definition.definition, "origin", None)
+        for field in getattr(definition.definition, "fields", []):
+            if FROM_ROW in (field.metadata or {}):
+                assert isinstance(cls.__dict__.get(field.python_name), _FromRow), (cls, field.python_name)
 
 
 # ----------------------------------------------------------------- totalCount
