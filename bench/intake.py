@@ -1,5 +1,5 @@
 """Mail intake end to end: N realistic messages (about 5 KB each) in a private Dovecot become
-conversations through `MailboxSync(services).sync(mailbox_id)`, on SQLite and PostgreSQL,
+conversations through `MailboxSync.of(services).sync(mailbox_id)`, on SQLite and PostgreSQL,
 next to the raw imapclient fetch rate of the same mailbox in the same run.
 
 Set-up (untimed): a private Dovecot (tests/dovecot.py) with one user; the messages are
@@ -347,7 +347,7 @@ def end_to_end(services: Services, mailbox_id: UUID) -> tuple[Any, float, float]
     wall, cpu = time.perf_counter(), time.process_time()
     for follower in followers:
         follower.start()
-    report = MailboxSync(services).sync(mailbox_id)
+    report = MailboxSync.of(services).sync(mailbox_id)
     caught_up = services.projections.wait_for(report.position, timeout=60.0)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     stop.set()

@@ -145,11 +145,3 @@ class Directory(References):
         return [r["name"] for r in self.db.query(
             f"SELECT r.name FROM {d.RULE_GROUPS.name} x JOIN {d.RULES.name} r ON r.id = x.rule_id "
             "WHERE x.group_id = ? ORDER BY r.name", (_s(group_id),))]
-
-
-def json_list(text: str | None) -> list[Any]:
-    return list(json.loads(text)) if text else []
-
-
-def json_value(text: str | None) -> Any:
-    return None if text is None else json.loads(text)

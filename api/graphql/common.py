@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, TypeVar
 
 import strawberry
@@ -145,7 +144,3 @@ def given(value: Any) -> Any:
 def keep_unless_given(value: Any) -> Any:
     """For inputs where null cannot mean anything: absent or null both keep the value."""
     return KEEP if value is strawberry.UNSET or value is None else value
-
-
-def parse_time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)

@@ -143,7 +143,7 @@ class MailboxMutations:
             return SyncPayload(mailbox=None, fetched=0, conversations_opened=0,
                                user_errors=[UserError(field=["id"], message="mailbox not found", code="NOT_FOUND")])
         try:
-            report = await blocking(MailboxSync(s).sync, id, SYNC_WAIT_SECONDS)
+            report = await blocking(MailboxSync.of(s).sync, id, SYNC_WAIT_SECONDS)
         except Busy:
             return SyncPayload(mailbox=await mailbox_of(info, id), fetched=0, conversations_opened=0, user_errors=[
                 UserError(field=["id"], message="another sync of this mailbox is still running", code="CONFLICT")])

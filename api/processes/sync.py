@@ -16,11 +16,15 @@ from uuid import UUID
 
 from prometheus_client import CollectorRegistry, Counter
 
+from adapters.blobs import BlobStore
 from adapters.imap import ImapSession
 from adapters.inbound import MAX_MESSAGE_BYTES, Parser, Prepared, arrivals, too_large
+from adapters.locks import MailboxLocks
 from adapters.mailserver import LoginFailed
 from adapters.pop3 import Pop3Session
+from adapters.syncstate import SyncState
 from api.services import Services
+from domain.application import Mailroom
 from domain.commands.intake import Arrival, IntakeResult
 from domain.mailbox import Mailbox
 from domain.values import MailProtocol
@@ -85,24 +89,34 @@ def chunks(uids: list[int], sizes: dict[int, int]) -> Iterator[list[int]]:
 
 
 class MailboxSync:
-    def __init__(self, services: Services, timeout: float = 30.0) -> None:
-        self.services = services
+    def __init__(self, app: Mailroom, blobs: BlobStore, locks: MailboxLocks, sync_state: SyncState,
+                 extra_ca_file: str | None, timeout: float = 30.0) -> None:
+        self.app = app
+        self.blobs = blobs
+        self.locks = locks
+        self.sync_state = sync_state
+        self.extra_ca_file = extra_ca_file
         self.timeout = timeout
 
+    @classmethod
+    def of(cls, services: Services, timeout: float = 30.0) -> MailboxSync:
+        return cls(services.app, services.blobs, services.locks, services.sync_state,
+                   services.settings.extra_ca_file, timeout)
+
     def sync(self, mailbox_id: UUID, wait: float = 0.0) -> SyncReport:
-        lease = self.services.locks.acquire(f"mailbox:{mailbox_id}", wait)
+        lease = self.locks.acquire(f"mailbox:{mailbox_id}", wait)
         if lease is None:
             raise Busy(str(mailbox_id))
         with lease:
-            mailbox = self.services.app.find(mailbox_id)
+            mailbox = self.app.find(mailbox_id)
             if isinstance(mailbox, Mailbox) and mailbox.deleted:
-                self.services.sync_state.forget(mailbox_id)  # a deleted mailbox leaves no sync state behind
+                self.sync_state.forget(mailbox_id)  # a deleted mailbox leaves no sync state behind
                 return SyncReport()
             if not isinstance(mailbox, Mailbox) or not mailbox.enabled:
                 return SyncReport()
             report = SyncReport()
             try:
-                password = self.services.app.secrets.get(mailbox.secret_ref)
+                password = self.app.secrets.get(mailbox.secret_ref)
                 if mailbox.protocol is MailProtocol.IMAP:
                     self._imap(mailbox, password, report, lease)
                 else:
@@ -122,8 +136,8 @@ class MailboxSync:
             return report
 
     def _imap(self, mailbox: Mailbox, password: str, report: SyncReport, lease: Any) -> None:
-        state = self.services.sync_state
-        with ImapSession(mailbox.incoming, password, extra_ca_file=self.services.settings.extra_ca_file,
+        state = self.sync_state
+        with ImapSession(mailbox.incoming, password, extra_ca_file=self.extra_ca_file,
                          timeout=self.timeout) as session:
             for folder in mailbox.folders:
                 status = session.open_folder(folder)
@@ -144,7 +158,7 @@ class MailboxSync:
                     batch = [(f"{source}{u}", raws[u]) for u in small if u in raws]
                     headers = session.fetch_header(large) if large else {}
                     # A large message deleted from the server meanwhile is skipped, like a small one.
-                    oversized = [too_large(f"{source}{u}", sizes[u], headers[u], self.services.blobs)
+                    oversized = [too_large(f"{source}{u}", sizes[u], headers[u], self.blobs)
                                  for u in large if u in headers]
                     parsed = _Parsed(PARSER.submit(batch, mailbox.address), batch, oversized, max(chunk))
                     if pending is not None:
@@ -157,14 +171,14 @@ class MailboxSync:
                 uidvalidity: int) -> None:
         """Stores a parsed batch's blobs, takes it in, then (only then) advances the cursor."""
         arrived, blob_rows = PARSER.result(parsed.job, parsed.batch, mailbox.address)
-        self.services.blobs.put_rows(blob_rows)
-        report.add(self.services.app.take_in(mailbox.id, arrived + parsed.oversized))
-        self.services.sync_state.advance_folder(mailbox.id, folder, uidvalidity, parsed.last_uid)
+        self.blobs.put_rows(blob_rows)
+        report.add(self.app.take_in(mailbox.id, arrived + parsed.oversized))
+        self.sync_state.advance_folder(mailbox.id, folder, uidvalidity, parsed.last_uid)
         lease.renew()
 
     def _pop3(self, mailbox: Mailbox, password: str, report: SyncReport, lease: Any) -> None:
-        state, blobs, app = self.services.sync_state, self.services.blobs, self.services.app
-        with Pop3Session(mailbox.incoming, password, extra_ca_file=self.services.settings.extra_ca_file,
+        state, blobs, app = self.sync_state, self.blobs, self.app
+        with Pop3Session(mailbox.incoming, password, extra_ca_file=self.extra_ca_file,
                          timeout=self.timeout) as session:
             seen = state.seen_uidls(mailbox.id)
             listing = [(n, uidl, size) for n, uidl, size in session.listing() if uidl not in seen]
@@ -186,14 +200,14 @@ class MailboxSync:
     def _failed(self, mailbox: Mailbox, error: str, code: str, report: SyncReport) -> None:
         log.warning("mailbox %s: %s", mailbox.address, error)
         SYNC_ERRORS.labels(mailbox.address).inc()
-        self.services.sync_state.failed(mailbox.id, error, RETRY_BASE_SECONDS)
+        self.sync_state.failed(mailbox.id, error, RETRY_BASE_SECONDS)
         report.error, report.error_code = error, code
         self._set_failing(mailbox.id, error)
 
     def _succeeded(self, mailbox: Mailbox) -> None:
-        self.services.sync_state.succeeded(mailbox.id)
+        self.sync_state.succeeded(mailbox.id)
         if mailbox.failing:
             self._set_failing(mailbox.id, None)
 
     def _set_failing(self, mailbox_id: UUID, error: str | None) -> None:
-        self.services.app.record_sync_health(mailbox_id, error)
+        self.app.record_sync_health(mailbox_id, error)

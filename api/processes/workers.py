@@ -32,7 +32,7 @@ class MailboxScheduler:
     def __init__(self, services: Services, stopping: threading.Event) -> None:
         self.services = services
         self.stopping = stopping
-        self.sync = MailboxSync(services)
+        self.sync = MailboxSync.of(services)
         self.due: dict[str, float] = {}
         self.wake = threading.Event()
         self.watchers: dict[str, threading.Thread] = {}

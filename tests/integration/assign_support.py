@@ -33,7 +33,7 @@ def settle(services: Services, position: int | None) -> None:
 
 
 def sync(services: Services, mailbox_id: UUID) -> SyncReport:
-    report = MailboxSync(services).sync(mailbox_id)
+    report = MailboxSync.of(services).sync(mailbox_id)
     assert report.error is None, report.error
     return report
 

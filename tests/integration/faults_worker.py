@@ -33,7 +33,7 @@ def main(mailbox_id: str, batch: str, pause: str) -> None:
 
     services.app.take_in = slow_take_in  # type: ignore[method-assign]
     print("syncing", flush=True)
-    report = api.processes.sync.MailboxSync(services).sync(UUID(mailbox_id))
+    report = api.processes.sync.MailboxSync.of(services).sync(UUID(mailbox_id))
     print(f"finished fetched={report.fetched} error={report.error}", flush=True)
     services.close()
 

@@ -29,7 +29,7 @@ def team(services: Services, names: list[str], capacity: int | None = None) -> t
 
 
 def sync_and_decide(services: Services, mailbox_id: object) -> None:
-    report = MailboxSync(services).sync(mailbox_id)  # type: ignore[arg-type]
+    report = MailboxSync.of(services).sync(mailbox_id)  # type: ignore[arg-type]
     assert report.error is None
     assert services.assigner.wait_for(report.position)
     services.projections.wait_for(services.projections.head())

@@ -29,7 +29,7 @@ def test_imap_messages_become_conversations_once(services: Services, dovecot: Do
     dovecot.append(user, mail(subject="Re: Invoice missing", in_reply_to="<a1@customer.example>"))
     dovecot.append(user, mail(subject="Another thing", sender="dave@other.example"))
 
-    report = MailboxSync(services).sync(mailbox_id)
+    report = MailboxSync.of(services).sync(mailbox_id)
     assert (report.fetched, report.opened, report.error) == (3, 2, None)
     services.projections.wait_for(report.position)
     rows, _, total = services.conversations.page(ConversationFilter(), 10, None)
@@ -38,7 +38,7 @@ def test_imap_messages_become_conversations_once(services: Services, dovecot: Do
     assert by_subject["Invoice missing"]["message_count"] == 2
     assert by_subject["Another thing"]["customer_email"] == "dave@other.example"
 
-    again = MailboxSync(services).sync(mailbox_id)
+    again = MailboxSync.of(services).sync(mailbox_id)
     assert (again.fetched, again.opened) == (0, 0)
 
 
@@ -46,16 +46,16 @@ def test_pop3_messages_become_conversations_once(services: Services, dovecot: Do
     mailbox_id, user = bind(services, dovecot, MailProtocol.POP3)
     for i in range(3):
         dovecot.append(user, mail(subject=f"Question {i}"))
-    report = MailboxSync(services).sync(mailbox_id)
+    report = MailboxSync.of(services).sync(mailbox_id)
     assert (report.fetched, report.opened, report.error) == (3, 3, None)
-    assert MailboxSync(services).sync(mailbox_id).fetched == 0
+    assert MailboxSync.of(services).sync(mailbox_id).fetched == 0
 
 
 def test_unparseable_mail_is_quarantined_and_sync_goes_on(services: Services, dovecot: Dovecot) -> None:
     mailbox_id, user = bind(services, dovecot)
     dovecot.append(user, b"Subject: no sender at all\r\n\r\nbody\r\n")
     dovecot.append(user, mail(subject="Fine"))
-    report = MailboxSync(services).sync(mailbox_id)
+    report = MailboxSync.of(services).sync(mailbox_id)
     assert (report.fetched, report.opened, report.quarantined) == (2, 1, 1)
     services.projections.wait_for(report.position)
     [quarantined] = services.conversations.quarantine(mailbox_id)
@@ -69,8 +69,8 @@ def test_one_mail_to_two_bound_mailboxes_is_one_conversation(services: Services,
     shared = mail(subject="To and Cc", message_id="<shared-1@customer.example>")
     dovecot.append(first_user, shared)
     dovecot.append(second_user, shared)
-    assert MailboxSync(services).sync(first_id).opened == 1
-    report = MailboxSync(services).sync(second_id)
+    assert MailboxSync.of(services).sync(first_id).opened == 1
+    report = MailboxSync.of(services).sync(second_id)
     assert (report.fetched, report.opened) == (0, 0)
 
 
@@ -80,10 +80,10 @@ def test_configured_folders_are_taken_in_and_bad_names_refused(services: Service
     mailbox_id, user = bind(services, dovecot)
     dovecot.append(user, mail(subject="In the inbox"))
     dovecot.append(user, mail(subject="Filed by a server rule"), folder="Support")
-    assert MailboxSync(services).sync(mailbox_id).fetched == 1  # INBOX only by default
+    assert MailboxSync.of(services).sync(mailbox_id).fetched == 1  # INBOX only by default
 
     services.app.update_mailbox(mailbox_id, folders=["INBOX", "Support"])
-    report = MailboxSync(services).sync(mailbox_id)
+    report = MailboxSync.of(services).sync(mailbox_id)
     assert (report.fetched, report.error) == (1, None)
     try:
         services.app.update_mailbox(mailbox_id, folders=[])
@@ -96,7 +96,7 @@ def test_configured_folders_are_taken_in_and_bad_names_refused(services: Service
 def test_missing_folder_turns_the_mailbox_failing_with_its_name(services: Services, dovecot: Dovecot) -> None:
     mailbox_id, _ = bind(services, dovecot)
     services.app.update_mailbox(mailbox_id, folders=["INBOX", "No Such Folder"])
-    report = MailboxSync(services).sync(mailbox_id)
+    report = MailboxSync.of(services).sync(mailbox_id)
     assert report.error is not None and "No Such Folder" in report.error
 
 
@@ -105,7 +105,7 @@ def test_a_deleted_mailbox_leaves_no_sync_state_behind(services: Services, dovec
 
     mailbox_id, user = bind(services, dovecot)
     dovecot.append(user, mail(subject="Taken in"))
-    MailboxSync(services).sync(mailbox_id)
+    MailboxSync.of(services).sync(mailbox_id)
     assert str(mailbox_id) in services.sync_state.mailbox_ids()
     services.projections.wait_for(services.app.delete_mailbox(mailbox_id).position)
 

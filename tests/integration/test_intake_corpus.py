@@ -102,7 +102,7 @@ def test_every_corpus_mail_is_taken_in_or_quarantined_over_imap(services: Servic
     assert len(uids) == len(files)
     mailbox_id = bind_at(services, dovecot, user)
 
-    report = MailboxSync(services).sync(mailbox_id)
+    report = MailboxSync.of(services).sync(mailbox_id)
     assert (report.error, report.error_code) == (None, None)
     assert report.fetched == len(files) - len(SAME_MAIL)
     assert 0 < report.quarantined < len(files) // 4  # the corpus has some mail that cannot become a conversation
@@ -114,7 +114,7 @@ def test_every_corpus_mail_is_taken_in_or_quarantined_over_imap(services: Servic
                  for path, uid in zip(files, uids, strict=True)}
     _check_accounting(services, mailbox_id, delivered)
 
-    again = MailboxSync(services).sync(mailbox_id)
+    again = MailboxSync.of(services).sync(mailbox_id)
     assert (again.fetched, again.quarantined, again.error) == (0, 0, None)
     assert verify_views(services) == {name: [] for name in services.projections.views}
 
@@ -127,7 +127,7 @@ def test_every_corpus_mail_is_taken_in_or_quarantined_over_pop3(services: Servic
     validity = uidvalidity(dovecot, user)
     mailbox_id = bind_at(services, dovecot, user, protocol=MailProtocol.POP3)
 
-    report = MailboxSync(services).sync(mailbox_id)
+    report = MailboxSync.of(services).sync(mailbox_id)
     assert (report.error, report.error_code) == (None, None)
     assert report.fetched == len(files) - len(SAME_MAIL)
 
@@ -139,5 +139,5 @@ def test_every_corpus_mail_is_taken_in_or_quarantined_over_pop3(services: Servic
         delivered[path.relative_to(CORPUS).as_posix()] = (f"pop3:{uidl}", contents[uidl])
     _check_accounting(services, mailbox_id, delivered)
 
-    again = MailboxSync(services).sync(mailbox_id)
+    again = MailboxSync.of(services).sync(mailbox_id)
     assert (again.fetched, again.quarantined, again.error) == (0, 0, None)

@@ -139,12 +139,12 @@ def test_a_sync_killed_midway_takes_in_every_message_once_after_restart(
     assert cursor is not None and cursor[1] < uids[recorded - 1]  # recorded mail beyond the cursor
 
     # "Restart": this process syncs the same mailbox (the dead worker's lock is gone).
-    report = MailboxSync(services).sync(mailbox_id, wait=10)
+    report = MailboxSync.of(services).sync(mailbox_id, wait=10)
     assert (report.error, report.quarantined) == (None, 0)
     assert report.fetched == count - recorded
     assert services.sync_state.folder(mailbox_id, "INBOX") == (uidvalidity(dovecot, user), max(uids))
     assert_each_once(services, mailbox_id, [message_id_of(raw) for raw in raws])
-    assert MailboxSync(services).sync(mailbox_id).fetched == 0
+    assert MailboxSync.of(services).sync(mailbox_id).fetched == 0
 
 
 # ----------------------------------------------------------------- 3. UIDVALIDITY reset
@@ -158,7 +158,7 @@ def test_a_uidvalidity_reset_takes_in_only_the_new_message(services: Services, d
     unparseable = b"Subject: no sender at all\r\n\r\nbody\r\n"
     append_many(dovecot, user, [*raws, no_message_id, unparseable])
     mailbox_id = bind_at(services, dovecot, user)
-    first = MailboxSync(services).sync(mailbox_id)
+    first = MailboxSync.of(services).sync(mailbox_id)
     assert (first.fetched, first.opened, first.quarantined, first.error) == (5, 4, 1, None)
     before = uidvalidity(dovecot, user)
 
@@ -178,7 +178,7 @@ def test_a_uidvalidity_reset_takes_in_only_the_new_message(services: Services, d
 
     newest = plain(99, "reset")
     append_many(dovecot, user, [newest])
-    report = MailboxSync(services).sync(mailbox_id)
+    report = MailboxSync.of(services).sync(mailbox_id)
     assert (report.fetched, report.opened, report.quarantined, report.error) == (1, 1, 0, None)
     assert services.sync_state.folder(mailbox_id, "INBOX") == (after, 6)
     assert count_topic(services, QUARANTINED) == 1
@@ -203,11 +203,11 @@ def test_a_reused_message_id_is_another_mail_but_a_relayed_copy_is_not(services:
     different = plain(2, "reuse", message_id="<always-the-same@sender.example>", body="A new question.\n")
     append_many(dovecot, first_user, [original])
     append_many(dovecot, second_user, [relayed])
-    assert MailboxSync(services).sync(first).opened == 1
-    assert (MailboxSync(services).sync(second).fetched, count_topic(services, INBOUND_KEY)) == (0, 1)
+    assert MailboxSync.of(services).sync(first).opened == 1
+    assert (MailboxSync.of(services).sync(second).fetched, count_topic(services, INBOUND_KEY)) == (0, 1)
 
     append_many(dovecot, first_user, [different, original])  # a new mail, and the first one again
-    report = MailboxSync(services).sync(first)
+    report = MailboxSync.of(services).sync(first)
     assert (report.fetched, report.opened, report.error) == (1, 1, None)
     services.projections.catch_up()
     rows = messages_of(services, first)
@@ -253,7 +253,7 @@ def test_a_connection_lost_mid_fetch_fails_visibly_and_loses_nothing(
         monkeypatch.setattr(imaplib.IMAP4, "read", read_with_fault)
 
         started = time.monotonic()
-        report = MailboxSync(services, timeout=1.0).sync(mailbox_id)
+        report = MailboxSync.of(services, timeout=1.0).sync(mailbox_id)
         assert struck.is_set()
         assert time.monotonic() - started < 10
         assert report.error_code == "UNREACHABLE", report
@@ -273,7 +273,7 @@ def test_a_connection_lost_mid_fetch_fails_visibly_and_loses_nothing(
         # The proxy works again: new connections pass (the fault struck once).
         if fault == "freeze":
             proxy.thaw()
-        again = MailboxSync(services).sync(mailbox_id)
+        again = MailboxSync.of(services).sync(mailbox_id)
         assert (again.fetched, again.error) == (count - recorded, None)
     row = mailbox_row(services, mailbox_id)
     assert (row["failing"], row["last_error"]) == (0, None)
@@ -291,13 +291,13 @@ def test_a_password_changed_on_the_server_turns_the_mailbox_failing_once_until_f
     user = new_user(dovecot)
     append_many(dovecot, user, [plain(0, "pw")])
     mailbox_id = bind_at(services, dovecot, user)
-    assert MailboxSync(services).sync(mailbox_id).fetched == 1
+    assert MailboxSync.of(services).sync(mailbox_id).fetched == 1
 
     dovecot.set_password(user, "changed-by-the-admin")
     reports = []
     next_attempts = []
     for _ in range(3):
-        reports.append(MailboxSync(services).sync(mailbox_id))
+        reports.append(MailboxSync.of(services).sync(mailbox_id))
         next_attempts.append(services.sync_state.health(mailbox_id).next_attempt_at)
     for report in reports:
         assert report.error_code == "AUTH_FAILED"
@@ -317,7 +317,7 @@ def test_a_password_changed_on_the_server_turns_the_mailbox_failing_once_until_f
     written = services.app.update_mailbox(mailbox_id, password="changed-by-the-admin")
     services.projections.wait_for(written.position)
     append_many(dovecot, user, [plain(1, "pw")], password="changed-by-the-admin")
-    report = MailboxSync(services).sync(mailbox_id)
+    report = MailboxSync.of(services).sync(mailbox_id)
     assert (report.fetched, report.error, report.error_code) == (1, None, None)
     row = mailbox_row(services, mailbox_id)
     assert (row["failing"], row["last_error"]) == (0, None)
@@ -332,10 +332,10 @@ def test_setting_the_server_password_back_also_recovers(services: Services, dove
     user = new_user(dovecot)
     mailbox_id = bind_at(services, dovecot, user)
     dovecot.set_password(user, "temporarily-different")
-    assert MailboxSync(services).sync(mailbox_id).error_code == "AUTH_FAILED"
-    assert MailboxSync(services).sync(mailbox_id).error_code == "AUTH_FAILED"
+    assert MailboxSync.of(services).sync(mailbox_id).error_code == "AUTH_FAILED"
+    assert MailboxSync.of(services).sync(mailbox_id).error_code == "AUTH_FAILED"
     dovecot.set_password(user, "s3cret-pass")
-    report = MailboxSync(services).sync(mailbox_id)
+    report = MailboxSync.of(services).sync(mailbox_id)
     assert (report.error, report.error_code) == (None, None)
     assert mailbox_row(services, mailbox_id)["failing"] == 0
     assert (count_topic(services, SYNC_FAILED, mailbox_id), count_topic(services, SYNC_RECOVERED, mailbox_id)) == (1, 1)
@@ -401,8 +401,8 @@ def test_two_workers_waiting_for_the_lock_sync_one_after_the_other(
     raws = _deliver_with_replies(dovecot, user, "wait", 80)
     mailbox_id = bind_at(first, dovecot, user)
     monkeypatch.setattr(api.processes.sync, "BATCH_MESSAGES", 10)
-    reports = _together(lambda: MailboxSync(first).sync(mailbox_id, wait=30),
-                        lambda: MailboxSync(second).sync(mailbox_id, wait=30))
+    reports = _together(lambda: MailboxSync.of(first).sync(mailbox_id, wait=30),
+                        lambda: MailboxSync.of(second).sync(mailbox_id, wait=30))
     assert sorted(r.fetched for r in reports) == [0, len(raws)]
     _check_two_workers(first, mailbox_id, raws, reports)
 
@@ -422,7 +422,7 @@ def test_two_workers_retrying_when_busy_take_each_message_once(
             total = SyncReport()
             for _ in range(3):  # three polls each; a busy mailbox is tried again a moment later
                 try:
-                    report = MailboxSync(services).sync(mailbox_id, wait=0)
+                    report = MailboxSync.of(services).sync(mailbox_id, wait=0)
                 except Busy:
                     busy.append(services)
                     time.sleep(0.05)
@@ -486,7 +486,7 @@ def test_two_workers_taking_in_the_same_messages_at_once_record_each_once(
                 raise
 
         monkeypatch.setattr(services.app, "_store", gated_store)
-    reports = _together(lambda: MailboxSync(first).sync(mailbox_id), lambda: MailboxSync(second).sync(mailbox_id))
+    reports = _together(lambda: MailboxSync.of(first).sync(mailbox_id), lambda: MailboxSync.of(second).sync(mailbox_id))
     assert conflicts, "the two workers never saved the same messages at the same time"
     _check_two_workers(first, mailbox_id, raws, reports)
 
@@ -541,7 +541,7 @@ def test_a_huge_mail_is_quarantined_unread_and_200_attachments_are_kept(
     user = new_user(dovecot)
     append_many(dovecot, user, [huge, many])
     mailbox_id = bind_at(services, dovecot, user)
-    report, peak = _peak(lambda: MailboxSync(services).sync(mailbox_id))
+    report, peak = _peak(lambda: MailboxSync.of(services).sync(mailbox_id))
     print(f"IMAP sync of a {len(huge) / 2**20:.1f} MiB mail and a 200-attachment mail: "
           f"peak traced memory {peak / 2**20:.1f} MiB")
     _check_odd_mail(services, mailbox_id, huge, many, contents, report)
@@ -557,7 +557,7 @@ def test_a_huge_mail_is_quarantined_unread_over_pop3(
     user = new_user(dovecot)
     append_many(dovecot, user, [huge, many])
     mailbox_id = bind_at(services, dovecot, user, protocol=MailProtocol.POP3)
-    report, peak = _peak(lambda: MailboxSync(services).sync(mailbox_id))
+    report, peak = _peak(lambda: MailboxSync.of(services).sync(mailbox_id))
     print(f"POP3 sync of the same: peak traced memory {peak / 2**20:.1f} MiB")
     _check_odd_mail(services, mailbox_id, huge, many, contents, report)
     assert peak < MAX_MESSAGE_BYTES // 2, peak

@@ -65,12 +65,12 @@ def test_workers_take_mail_in_and_idle_brings_new_mail_without_a_poll(
 def test_a_subject_reference_threads_a_reply_whose_headers_were_lost(services: Services, dovecot: Dovecot) -> None:
     mailbox_id, user = bind(services, dovecot)
     dovecot.append(user, mail(subject="Printer on fire"))
-    report = MailboxSync(services).sync(mailbox_id)
+    report = MailboxSync.of(services).sync(mailbox_id)
     services.projections.wait_for(report.position)
     [opened] = conversations(services)
     # Outlook-style: no In-Reply-To/References, only our reference in the subject.
     dovecot.append(user, mail(subject=f"RE: Printer on fire [#{opened['ref']}]"))
-    report = MailboxSync(services).sync(mailbox_id)
+    report = MailboxSync.of(services).sync(mailbox_id)
     services.projections.wait_for(report.position)
     assert (report.fetched, report.opened) == (1, 0)
     assert [r["message_count"] for r in conversations(services)] == [2]
@@ -82,7 +82,7 @@ def test_loop_and_noise_markers_are_kept_on_each_message(services: Services, dov
     dovecot.append(user, mail(subject="Out of office", extra={"Auto-Submitted": "auto-replied"}))
     dovecot.append(user, mail(subject="Newsletter", sender="news@lists.example", extra={"Precedence": "bulk"}))
     dovecot.append(user, mail(subject="From ourselves", sender=own))
-    report = MailboxSync(services).sync(mailbox_id)
+    report = MailboxSync.of(services).sync(mailbox_id)
     services.projections.wait_for(report.position)
     markers = {}
     for row in conversations(services):
