@@ -17,9 +17,10 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.ids import NAMESPACE
 from domain.mail import InboundMail, ReceivedMail
-from domain.values import AssignmentStrategy
+from domain.values import AssignmentStrategy, ConversationStatus
 
-UNROUTED, QUEUED, OPEN, CLOSED = "UNROUTED", "QUEUED", "OPEN", "CLOSED"
+UNROUTED, QUEUED, OPEN, CLOSED = (ConversationStatus.UNROUTED, ConversationStatus.QUEUED, ConversationStatus.OPEN,
+                                  ConversationStatus.CLOSED)
 ASSIGNER, ADMIN = "assigner", "admin"  # who made an assignment decision
 
 

@@ -69,6 +69,7 @@ ENUMS: tuple[type[Enum], ...] = (
     values.ConditionField,
     values.ConditionOperator,
     values.ConditionMatch,
+    values.ConversationStatus,  # kept in Conversation snapshots
 )
 # InboundMail is recorded only by MessageReceived v1 events (new ones record ReceivedMail): kept to read them.
 RECORDS: tuple[type[Any], ...] = (

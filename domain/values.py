@@ -6,6 +6,15 @@ from dataclasses import dataclass
 from enum import Enum
 
 
+class ConversationStatus(Enum):
+    """Where a conversation stands (DESIGN 4): waiting for a rule, for an agent, handled, done."""
+
+    UNROUTED = "UNROUTED"
+    QUEUED = "QUEUED"
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+
+
 class MailProtocol(Enum):
     IMAP = "IMAP"
     POP3 = "POP3"

@@ -11,6 +11,7 @@ from typing import Any
 
 from adapters.blobs import read_many
 from domain.mail import ReceivedMail
+from domain.values import ConversationStatus as Status
 from projections.tables import Rows, Table
 from projections.view import Handler, View, to_json
 from projections.view import event_id as _id
@@ -44,7 +45,7 @@ def opened(e: Any, rows: Rows) -> None:
     created = _at(e)
     rows.put(CONVERSATIONS, {
         "id": _id(e), "ref": e.ref, "mailbox_id": str(e.mailbox_id), "subject": e.subject,
-        "customer_email": e.customer_email, "status": "UNROUTED", "group_ids": "[]",
+        "customer_email": e.customer_email, "status": Status.UNROUTED.value, "group_ids": "[]",
         "created_at": created, "last_message_at": created, "message_count": 0, "assignment_count": 0,
         "sort_key": f"{created}|{_id(e)}"})
 
@@ -97,22 +98,22 @@ def _record(e: Any, rows: Rows, agent_id: Any, decided_by: str) -> None:
 
 def queued(e: Any, rows: Rows) -> None:
     _record(e, rows, None, "assigner")
-    rows.update(CONVERSATIONS, _id(e), status="QUEUED", assignee_id=None)
+    rows.update(CONVERSATIONS, _id(e), status=Status.QUEUED.value, assignee_id=None)
 
 
 def assigned(e: Any, rows: Rows) -> None:
     _record(e, rows, e.agent_id, e.decided_by)
-    rows.update(CONVERSATIONS, _id(e), status="OPEN", assignee_id=str(e.agent_id))
+    rows.update(CONVERSATIONS, _id(e), status=Status.OPEN.value, assignee_id=str(e.agent_id))
 
 
 def closed(e: Any, rows: Rows) -> None:
-    rows.update(CONVERSATIONS, _id(e), status="CLOSED", assignee_id=None)
+    rows.update(CONVERSATIONS, _id(e), status=Status.CLOSED.value, assignee_id=None)
 
 
 def reopened(e: Any, rows: Rows) -> None:
     conversation = rows.get(CONVERSATIONS, _id(e))
     assert conversation is not None
-    rows.update(CONVERSATIONS, _id(e), status="QUEUED" if conversation["rule_id"] else "UNROUTED")
+    rows.update(CONVERSATIONS, _id(e), status=Status.QUEUED.value if conversation["rule_id"] else Status.UNROUTED.value)
 
 
 def quarantined(e: Any, rows: Rows) -> None:

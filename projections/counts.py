@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from domain.values import ConversationStatus as Status
 from projections.tables import Rows, Table
 from projections.view import Handler, View
 from projections.view import event_id as _id
@@ -61,17 +62,17 @@ class Counts(View):
         self.handlers: dict[str, Handler] = {
             "mailroom:Conversation.Opened": self.opened,
             "mailroom:Conversation.Routed": self.routed,
-            "mailroom:Conversation.Queued": lambda e, rows: self.status(e, rows, "QUEUED"),
-            "mailroom:Conversation.Assigned": lambda e, rows: self.status(e, rows, "OPEN"),
-            "mailroom:Conversation.Closed": lambda e, rows: self.status(e, rows, "CLOSED"),
+            "mailroom:Conversation.Queued": lambda e, rows: self.status(e, rows, Status.QUEUED.value),
+            "mailroom:Conversation.Assigned": lambda e, rows: self.status(e, rows, Status.OPEN.value),
+            "mailroom:Conversation.Closed": lambda e, rows: self.status(e, rows, Status.CLOSED.value),
             "mailroom:Conversation.Reopened": self.reopened,
         }
 
     def opened(self, e: Any, rows: Rows) -> None:
         if rows.get(COUNTED, _id(e)) is not None:
             return
-        rows.put(COUNTED, {"conversation_id": _id(e), "status": "UNROUTED", "routed": 0, "group_ids": "[]"})
-        _bump(rows, scopes("UNROUTED", []), +1)
+        rows.put(COUNTED, {"conversation_id": _id(e), "status": Status.UNROUTED.value, "routed": 0, "group_ids": "[]"})
+        _bump(rows, scopes(Status.UNROUTED.value, []), +1)
 
     def routed(self, e: Any, rows: Rows) -> None:
         row = rows.get(COUNTED, _id(e))
@@ -88,7 +89,7 @@ class Counts(View):
     def reopened(self, e: Any, rows: Rows) -> None:
         row = rows.get(COUNTED, _id(e))
         if row is not None:
-            self.status(e, rows, "QUEUED" if row["routed"] else "UNROUTED")
+            self.status(e, rows, Status.QUEUED.value if row["routed"] else Status.UNROUTED.value)
 
     def status(self, e: Any, rows: Rows, status: str) -> None:
         row = rows.get(COUNTED, _id(e))

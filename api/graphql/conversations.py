@@ -29,7 +29,7 @@ from api.graphql.types import (
     rows_by_id,
 )
 from domain.ids import contact_id
-from domain.values import AssignmentStrategy, Role
+from domain.values import AssignmentStrategy, ConversationStatus, Role
 from projections.conversation_queries import ConversationFilter as Filter
 from projections.conversation_queries import as_of as conversation_as_of
 from projections.conversation_queries import decode_cursor, encode_cursor
@@ -37,12 +37,7 @@ from projections.conversation_queries import decode_cursor, encode_cursor
 MAX_PAGE = 200
 
 
-@strawberry.enum
-class ConversationStatus(Enum):
-    UNROUTED = "UNROUTED"
-    QUEUED = "QUEUED"
-    OPEN = "OPEN"
-    CLOSED = "CLOSED"
+strawberry.enum(ConversationStatus)  # the domain enum is the GraphQL enum
 
 
 @strawberry.enum
