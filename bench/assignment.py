@@ -3,27 +3,34 @@
 mailbox, 300 accounts and 3,000 contacts with owners, then a log grown to 10k, 100k and 1M events.
 
 The history (untimed) is a realistic mix, built fast: synthetic InboundMail arrivals taken in
-with `take_in` (250 per batch, one save each: new conversations, and replies threading into
-open ones by In-Reply-To, a few into closed ones, which reopens them); the decisions on them
-(Routed, then Assigned or Queued, or LeftUnrouted; decided_by "assigner", decided_at the
-trigger's position, as the worker records them) made by the builder directly, since the real
-assigner takes about 1.5 ms a decision (see History); agent status changes (about one agent in
+as intake takes them in (250 per batch: the raw message, HTML of every third, body text and
+header map stored as blobs first, then one `take_in` save: new conversations, and replies
+threading into open ones by In-Reply-To, a few into closed ones, which reopens them); the
+decisions on them (Routed, then Assigned or Queued, or LeftUnrouted; decided_by "assigner",
+decided_at the trigger's position, as the assigner records them) made by the builder directly,
+which is faster than the real assigner (see History); agent status changes (about one agent in
 ten AWAY or OFFLINE at a time); and closes that keep about 1,000 conversations open, so the
-agents' figures are alike at every history length. The log is grown in place: to 10k,
-measured, grown to 100k, measured, and so on; a row's history is the log's length when its
-measurement starts.
+agents' figures are alike at every history length. After each stretch the builder moves the
+assigner's stored position to the last trigger it decided on, as a leader that decided up to
+there. The log is grown in place: to 10k, measured, grown to 100k, measured, and so on; a row's
+history is the log's length when its measurement starts.
 
 Per history and backend, on freshly bootstrapped services (a restarted process):
-  rebuild        AssignerWorker.rebuild(): the state folded from the whole log (allowed to grow
-                 with H; reported apart). One untimed catch_up() then decides on the events after
-                 the last decision of the build.
+  rebuild        an AssignerProcess without snapshots: `bring_to(stored position)` folds the
+                 whole log (allowed to grow with H; reported apart).
+  snapshot       that state taken as a snapshot and saved (`take_snapshot`; its JSON size),
+  restore        and the restarted `services.assigner.consumer` brought to the same position
+                 from it (no log after it to read); the two states must be the same (checked).
+                 One untimed `services.assigner.catch_up()` then decides on the events after the
+                 last decision of the build.
   arrivals       --decisions new conversations are taken in (untimed, 250 per take_in).
-  decide only    a copy of the worker's state, an Assigner whose facts come from memory, observes
-                 the new events (Opened, MessageReceived, ...): the pure routing and assignment
-                 work, no database, nothing recorded.
-  decide+record  the worker's catch_up(): reads the new events from the log, loads each
-                 conversation's facts, decides, loads the conversations, saves the decisions,
-                 stores its position, and reads its own decisions back.
+  decide only    a copy of the assigner's state (Assigner.restore of its snapshot), whose facts
+                 come from memory, observes the new events (Opened, MessageReceived, ...): the
+                 pure routing and assignment work, no database, nothing recorded.
+  decide+record  the follower's catch_up() (`services.assigner`, an AssignerProcess consumer):
+                 reads the new events from the log, loads each conversation's facts (its events
+                 and its text and header blobs), decides, loads the conversations, saves the
+                 decisions with its position in one transaction, 500 events a batch.
 Both count one decision per new conversation; they must reach the same outcomes (checked).
 With --rounds R the arrivals and both timings are repeated R times and the best round counts;
 each round's conversations are closed afterwards (untimed, queued ones first: see settle), so
@@ -38,14 +45,12 @@ at the longest history is at most 1.2x that at the shortest (the first of --hist
 from __future__ import annotations
 
 import argparse
-import copy
-import hashlib
 import random
 import re
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -54,8 +59,11 @@ from eventsourcing.domain import Aggregate
 from pydantic import SecretStr
 
 from adapters.settings import Settings
-from api.assigner import AssignerWorker, recorded_outcome
-from api.bootstrap import Services, bootstrap
+from adapters.snapshots import Snapshot
+from api.bootstrap import bootstrap
+from api.processes.assigner import NAME as ASSIGNER_NAME
+from api.processes.assigner import AssignerProcess, recorded_outcome
+from api.services import Services
 from bench.common import BACKENDS, fresh_database, profiled, table
 from domain.agents import Agent, AgentGroup
 from domain.assigner import Arrived, Assigner, Outcome, State
@@ -65,7 +73,7 @@ from domain.commands.intake import Arrival
 from domain.conditions import MessageFacts, RuleEntry, first_matching_rule
 from domain.conversation import ASSIGNER, CLOSED, Conversation, conversation_id
 from domain.customers import Account, Contact
-from domain.mail import InboundMail, conversation_ref, message_key
+from domain.mail import InboundMail, content_key, conversation_ref, message_key
 from domain.routing import RoutingRule, RuleSpec
 from domain.values import (
     AgentStatus,
@@ -164,6 +172,8 @@ class History:
         self.last: dict[UUID, int] = {}  # agent -> position of their latest assignment
         self.cursor: dict[UUID, UUID] = {}  # rule -> agent last assigned by round robin
         self.sent = 0  # messages made so far (message-ids, sources, senders)
+        self.blobs: list[bytes] = []  # of the mails made since the last take_in
+        self.decided_to = 0  # the position of the last trigger the builder decided on
         self.checks = 500  # routes still to check against first_matching_rule
 
     def save(self, aggregates: Sequence[Aggregate]) -> None:
@@ -176,7 +186,9 @@ class History:
         rng = self.rng
         written, _ = self.services.app.bind_mailbox(
             self.address, "bench-pass-0123", "Support", None,
-            ServerSettings("imap.mailroom.example", 993, TransportSecurity.TLS, "support"))
+            # A closed port on loopback: a `mailroom serve` over this database (bench/startup.py)
+            # finds the server refusing at once, instead of waiting on DNS for a made-up name.
+            ServerSettings("127.0.0.1", 1, TransportSecurity.TLS, "support"))
         self.mailbox_id = written.id
         made: list[Aggregate] = []
         agents: list[Agent] = []
@@ -240,13 +252,13 @@ class History:
     # ---------------------------------------------------------------- mail
 
     def _mail(self, sender: str, subject: str, reply_to: str | None) -> InboundMail:
+        """A parsed message, and its blobs (raw message, HTML every third, body text, header map)
+        queued in `self.blobs` for take_in to store first, as intake does (adapters/inbound.py)."""
         rng, n = self.rng, self.sent
         self.sent += 1
         message_id = f"bench{n}.{rng.getrandbits(32):08x}@{sender.partition('@')[2]}"
         text = " ".join(rng.choices(_WORDS, k=rng.randint(40, 120))).capitalize() + ".\n\nKind regards"
         date = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=n * 30)
-        raw = hashlib.sha256(f"raw:{message_id}".encode()).hexdigest()
-        html = hashlib.sha256(f"html:{message_id}".encode()).hexdigest() if n % 3 == 0 else None
         headers = {
             "received": f"from mx{n % 7}.example by imap.mailroom.example; {date:%a, %d %b %Y %H:%M:%S} +0000",
             "from": f"Customer <{sender}>", "to": self.address, "subject": subject,
@@ -255,11 +267,16 @@ class History:
         }
         if reply_to:
             headers["in-reply-to"] = f"<{reply_to}>"
-        return InboundMail(
+        raw = ("".join(f"{k.title()}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+               + text.replace("\n", "\r\n")).encode()
+        html = f"<div><p>{text}</p></div>".encode() if n % 3 == 0 else None
+        mail = InboundMail(
             message_id=message_id, source=f"imap:INBOX:1700000000:{n + 1}", from_address=sender,
             from_name="Customer", to=[self.address], cc=[], subject=subject, date=date, text=text,
-            html_blob=html, raw_blob=raw, size=len(text) + 600, in_reply_to=[reply_to] if reply_to else [],
-            references=[reply_to] if reply_to else [], headers=headers)
+            html_blob=content_key(html) if html else None, raw_blob=content_key(raw), size=len(raw),
+            in_reply_to=[reply_to] if reply_to else [], references=[reply_to] if reply_to else [], headers=headers)
+        self.blobs += [raw, *([html] if html else []), mail.text_data(), mail.headers_data()]
+        return mail
 
     def _new_mail(self) -> tuple[InboundMail, _Thread]:
         rng = self.rng
@@ -298,7 +315,10 @@ class History:
         return [Arrival(source=m.source, size=m.size, raw_blob=m.raw_blob, mail=m) for m in out]
 
     def take_in(self, arrivals: list[Arrival]) -> None:
+        """As intake does it: the batch's blobs stored first (one write), then take_in (one save)."""
         assert self.mailbox_id is not None
+        self.services.blobs.put_many(self.blobs)
+        self.blobs = []
         result = self.services.app.take_in(self.mailbox_id, arrivals)
         assert result.taken == len(arrivals), result
 
@@ -311,6 +331,7 @@ class History:
             self.take_in(self.arrivals(n))
             touched: dict[UUID, Aggregate] = {}
             for position, kind, conversation in self._follow(before + 1, head(self.services)):
+                self.decided_to = position
                 if kind == "reopened":
                     self._reopened(conversation, position)
                 else:
@@ -320,6 +341,14 @@ class History:
             if n >= 20:
                 touched.update((a.id, a) for a in self._statuses(n // 20))
             self.save(list(touched.values()))
+        self.hand_over()
+
+    def hand_over(self) -> None:
+        """The assigner goes on after the last trigger decided here, as after a leader that
+        decided up to there: its stored position moves there (the rest it decides itself)."""
+        with self.services.database.transaction() as tx:
+            tx.execute("UPDATE rm_positions SET position = ? WHERE view = ? AND position < ?",
+                       (self.decided_to, ASSIGNER_NAME, self.decided_to))
 
     def _follow(self, start: int, stop: int) -> list[tuple[int, str, Conversation]]:
         """Applies the batch's conversation events to the copies kept here; the triggers in it."""
@@ -474,30 +503,29 @@ def _test(spec: RuleSpec) -> Callable[[str, str], bool]:
 # -- the measurement --------------------------------------------------------------------------
 
 
-def snapshot(state: State) -> State:
-    """A copy of the assigner's state deep enough that deciding on it leaves the original as it
-    was (dicts copied, mutable values in them copied; UUIDs, strings and numbers shared)."""
-    out = copy.copy(state)
-    for f in fields(state):
-        value = getattr(state, f.name)
-        if not isinstance(value, dict):
-            setattr(out, f.name, copy.deepcopy(value))
-            continue
-        setattr(out, f.name, {k: copy.copy(v) if isinstance(v, list) or hasattr(v, "__dict__") else v
-                              for k, v in value.items()})
-    return out
+class NoSnapshots:
+    """A snapshot store that holds none and keeps none: the assigner folds the whole log."""
+
+    def load(self, name: str, at_most: int) -> Snapshot | None:
+        return None
+
+    def save(self, name: str, snapshot: Snapshot) -> None:
+        pass
 
 
 @dataclass
 class Row:
     backend: str
     history: int
-    rebuild_s: float
+    rebuild_s: float  # the state folded from the whole log, no snapshot
+    snapshot_s: float  # the state taken as a snapshot and saved
+    snapshot_bytes: int
+    restore_s: float  # the state restored from that snapshot
     decisions: int
     decide_s: list[float] = field(default_factory=list)
     record_s: list[float] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
-    state: dict[str, int] = field(default_factory=dict)  # sizes in the worker's state before deciding
+    state: dict[str, int] = field(default_factory=dict)  # sizes in the assigner's state before deciding
 
     @property
     def decide_us(self) -> float:
@@ -508,17 +536,17 @@ class Row:
         return min(self.record_s) / self.decisions * 1e6
 
 
-def decide_only(worker: AssignerWorker, start: int, stop: int,
+def decide_only(process: AssignerProcess, start: int, stop: int,
                 conversations: list[UUID]) -> tuple[float, list[Outcome]]:
-    """Seconds for a copy of the worker's state to decide on the log's events start..stop, with
-    the facts of the new conversations read beforehand (untimed); and its outcomes."""
-    app = worker.app
+    """Seconds for a copy of the assigner's state (restored from its snapshot, untimed) to decide
+    on the log's events start..stop, with the facts of the new conversations read beforehand
+    (untimed); and its outcomes."""
+    app = process.app
     events = [(n.id, app.mapper.to_domain_event(n))
               for n in app.recorder.select_notifications(start, stop - start + 1, stop=stop)]
-    facts: dict[UUID, Arrived | None] = {cid: worker.facts(cid) for cid in conversations}
-    assert worker.assigner is not None
-    probe = Assigner(worker.assigner.zone, facts.get)
-    probe.state, probe._rule_order = snapshot(worker.assigner.state), worker.assigner._rule_order
+    facts: dict[UUID, Arrived | None] = {cid: process.facts(cid) for cid in conversations}
+    assert process.assigner is not None
+    probe = Assigner.restore(process.zone, facts.get, process.assigner.snapshot())
     outcomes: list[Outcome] = []
     began = time.perf_counter()
     for position, event in events:
@@ -539,27 +567,48 @@ def _key(o: Outcome) -> tuple[object, ...]:
     return (o.conversation_id, o.kind, o.decided_at, o.agent_id, None if o.kind == "queued" else o.rule_id, o.reason)
 
 
-def measure(history: History, backend: str, decisions: int, rounds: int, profile: bool) -> tuple[Row, str]:
-    """Restarts on the same database (history.services are replaced: the restarted worker is
-    the one that goes on), rebuilds, then decides on new arrivals `rounds` times, and once more
-    under cProfile if asked for (not counted)."""
+def restarted(history: History) -> tuple[Services, float, float, int, float]:
+    """A restart on the same database (history.services are replaced: the restarted assigner is
+    the one that goes on). The state at the stored position is folded from the whole log by an
+    assigner without snapshots, then saved as the snapshot a running assigner takes, then
+    restored from it by the restarted assigner (the same state: checked). Seconds to fold,
+    seconds and bytes of the snapshot, seconds to restore."""
     url = history.services.settings.database_url
     history.services.close()
     services = history.services = open_services(url)
-    worker: AssignerWorker = services.assigner
+    process: AssignerProcess = services.assigner.consumer  # type: ignore[assignment]
+    position = process.stored_position()
+    scratch = AssignerProcess(services.app, services.database, process.zone, NoSnapshots())  # type: ignore[arg-type]
+    rebuild_s = _seconds(lambda: scratch.bring_to(position))
+    scratch.snapshots = services.snapshots
+    snapshot_s = _seconds(scratch.take_snapshot)
+    size = services.database.query("SELECT LENGTH(state) AS n FROM follower_snapshots WHERE name = ?",
+                                   (ASSIGNER_NAME,))[0]["n"]
+    restore_s = _seconds(lambda: process.bring_to(position))
+    assert process.snapshot_at == position, "not restored from the snapshot"
+    assert scratch.assigner is not None and process.assigner is not None
+    assert scratch.assigner.snapshot() == process.assigner.snapshot(), "restored state differs"
+    return services, rebuild_s, snapshot_s, int(size), restore_s
+
+
+def measure(history: History, backend: str, decisions: int, rounds: int, profile: bool) -> tuple[Row, str]:
+    """Restarts (see restarted), then decides on new arrivals `rounds` times, and once more under
+    cProfile if asked for (not counted)."""
+    services, rebuild_s, snapshot_s, size, restore_s = restarted(history)
+    follower = services.assigner
+    process: AssignerProcess = follower.consumer  # type: ignore[assignment]
     events = head(services)
-    rebuild_s = _seconds(worker.rebuild)
-    worker.catch_up()  # the closes after the build's last decision
-    assert worker.assigner is not None
-    state = worker.assigner.state
-    row = Row(backend, events, rebuild_s, decisions, state={
+    follower.catch_up()  # the closes and status changes after the build's last decision
+    assert process.assigner is not None
+    state = process.assigner.state
+    row = Row(backend, events, rebuild_s, snapshot_s, size, restore_s, decisions, state={
         "assigned, open": len(state.assignee), "queued": len(state.queued), "unrouted": len(state.unrouted),
-        "conversations known": len(state.customer)})
+        "live conversations": len(state.conversations), "last handlers": len(state.last_handler)})
     report = ""
     opened: list[UUID] = []
     for r in range(rounds + profile):
         if r:
-            settle(history, worker, opened)
+            settle(history, process, opened)
         start = head(services) + 1
         made = [history.arrivals(min(INTAKE_BATCH, decisions - i), replies=0.0, reopens=0.0)
                 for i in range(0, decisions, INTAKE_BATCH)]
@@ -567,33 +616,31 @@ def measure(history: History, backend: str, decisions: int, rounds: int, profile
         for arrivals in made:
             history.take_in(arrivals)
         stop = head(services)
-        seconds, outcomes = decide_only(worker, start, stop, opened)
+        seconds, outcomes = decide_only(process, start, stop, opened)
         if r < rounds:
             row.decide_s.append(seconds)
-            row.record_s.append(_seconds(worker.catch_up))
+            row.record_s.append(_seconds(follower.catch_up))
         else:
-            report = profiled(worker.catch_up)
+            report = profiled(follower.catch_up)
         recorded = recorded_since(services, stop + 1)
         assert sorted(map(_key, recorded), key=str) == sorted(map(_key, outcomes), key=str), "decisions differ"
         assert {o.conversation_id for o in recorded} == set(opened), "not every arrival was decided"
         row.outcomes.update(o.kind for o in recorded if o.kind != "routed")
-    settle(history, worker, opened)
+    settle(history, process, opened)
     return row, report
 
 
-def settle(history: History, worker: AssignerWorker, opened: list[UUID]) -> None:
+def settle(history: History, process: AssignerProcess, opened: list[UUID]) -> None:
     """Closes a round's conversations, as before it (untimed): queued ones first, with any other
-    queued conversation. A close frees a place, and the assigner then tries every queued
-    conversation again, at about 1.5 ms each (README): 2,000 closes over a queue of about 130
-    took more than 4 minutes."""
-    assert worker.assigner is not None
-    state = worker.assigner.state
+    queued conversation (a close frees a place, and the assigner then tries the queue again)."""
+    assert process.assigner is not None
+    state = process.assigner.state
     queued = [c for c in state.queued if c in history.open]
     history.handed_over(state)
     history.save(history.close([*queued, *(c for c in opened if c not in state.queued)]))
-    worker.catch_up()
-    assert worker.assigner is not None
-    history.handed_over(worker.assigner.state)
+    history.services.assigner.catch_up()
+    assert process.assigner is not None
+    history.handed_over(process.assigner.state)
 
 
 def _seconds(run: Any) -> float:
@@ -618,7 +665,8 @@ def run_backend(backend: str, histories: list[int], decisions: int, rounds: int,
                 rows.append(row)
                 if report:
                     reports.append(f"--- profile: decide+record, {backend}, history {row.history:,} ---\n{report}")
-                print(f"  {backend} {row.history:,} events: rebuild {row.rebuild_s:.1f} s, decide only "
+                print(f"  {backend} {row.history:,} events: rebuild {row.rebuild_s:.1f} s, restore "
+                      f"{row.restore_s:.2f} s, decide only "
                       f"{row.decide_us:,.0f} us, decide+record {row.record_us:,.0f} us per decision", flush=True)
                 began = time.perf_counter()
             mix = history.mix()
@@ -657,16 +705,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         base = next(r for r in rows if r.backend == row.backend)
         ratio = row.record_us / base.record_us
         goal = "" if row is base else f"{'ok' if ratio <= GOAL else 'OVER'} {GOAL}x"
-        out.append([f"{row.history:,}", row.backend, f"{row.rebuild_s:.2f}", f"{row.decide_us:,.0f}",
+        out.append([f"{row.history:,}", row.backend, f"{row.rebuild_s:.2f}", f"{row.restore_s:.2f}",
+                    f"{row.decide_us:,.0f}",
                     f"{row.decide_us / base.decide_us:.2f}x", f"{row.decisions / min(row.record_s):,.0f}",
                     f"{row.record_us:,.0f}", " ".join(f"{s / row.decisions * 1e6:,.0f}" for s in row.record_s),
                     f"{ratio:.2f}x", goal])
-        sizes.append([f"{row.history:,}", row.backend, *(f"{n:,}" for n in row.state.values()),
+        sizes.append([f"{row.history:,}", row.backend, f"{row.snapshot_bytes / 1024:,.0f}", f"{row.snapshot_s:.2f}",
+                      *(f"{n:,}" for n in row.state.values()),
                       ", ".join(f"{k} {v:,}" for k, v in sorted(row.outcomes.items()))])
-    print(table(["history", "backend", "rebuild s", "decide-only us", "vs first", "decide+record /s", "us/decision",
-                 "each round", "vs first", "goal"], out))
-    print("\nthe worker's state before deciding, and the decisions of all rounds")
-    print(table(["history", "backend", *rows[0].state, "decisions"], sizes))
+    print(table(["history", "backend", "rebuild s", "restore s", "decide-only us", "vs first", "decide+record /s",
+                 "us/decision", "each round", "vs first", "goal"], out))
+    print("\nthe assigner's snapshot (JSON KB, seconds to take and save it), its state before deciding, "
+          "and the decisions of all rounds")
+    print(table(["history", "backend", "snapshot KB", "save s", *rows[0].state, "decisions"], sizes))
     for backend, mix in mixes:
         total = sum(mix.values())
         print(f"log at the end ({backend}, {total:,} events): "

@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from adapters.settings import Settings
-from api.bootstrap import Services, bootstrap
+from api.bootstrap import bootstrap
+from api.services import Services
 from domain.ports import LoginRefused
 from domain.values import MailProtocol, ServerSettings
 

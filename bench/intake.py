@@ -8,14 +8,14 @@ replies threading to an earlier message (In-Reply-To/References), 30% are plain 
 alternatives, 15% carry a small attachment, some have non-ASCII text. One untimed raw fetch
 warms Dovecot's indexes and the page cache.
 
-Per backend, --rounds times (the best round counts; machine load varies), each round on a fresh
-SQLite file / PostgreSQL database with mailroom wired by bootstrap (real mail-server logins) and
-the mailbox bound over plain IMAP on loopback:
+Per backend (--backend: one of them, or both), --rounds times (the best round counts; machine
+load varies), each round on a fresh SQLite file / PostgreSQL database with mailroom wired by
+bootstrap (real mail-server logins) and the mailbox bound over plain IMAP on loopback:
   raw fetch   imapclient: login, EXAMINE, SEARCH ALL, fetch(uids, ["BODY.PEEK[]"]) 200 at a time
   end-to-end  MailboxSync.sync(mailbox_id), then services.projections.wait_for(report.position):
               until the conversations are in the read model (checked afterwards, untimed). As
-              `mailroom serve` runs it, the projection driver follows the log in a thread during
-              the sync (--serial: it catches up afterwards instead).
+              `mailroom serve` runs them, each view's log follower follows the log in a thread of
+              its own during the sync (--serial: they catch up afterwards instead).
 The breakdown times the phases of the best end-to-end round by wrapping functions with timers
 (each row is time spent in that function itself, not in the wrapped functions it calls), so the
 rows add up to the end-to-end time. --profile adds one more end-to-end run per backend (fresh
