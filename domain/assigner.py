@@ -24,6 +24,7 @@ from bisect import insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
+from heapq import heapify, heappop, heappush
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -129,6 +130,7 @@ class State:
     assignee: dict[UUID, UUID] = field(default_factory=dict)  # open conversation -> agent
     # Indexes derived from the above (not in snapshots; `Assigner.restore` rebuilds them).
     unrouted_in: dict[UUID | None, dict[UUID, None]] = field(default_factory=dict)  # mailbox -> unrouted
+    queued_in: dict[frozenset[UUID], dict[UUID, int]] = field(default_factory=dict)  # group set -> queued: seq
     domain_accounts: dict[str, list[UUID]] = field(default_factory=dict)  # domain -> accounts, oldest first
     account_rank: dict[UUID, int] = field(default_factory=dict)  # account -> creation order
 
@@ -141,6 +143,7 @@ class Assigner:
         self._rule_order = 0
         self.replaying = False  # rebuilding: recorded decisions are applied, none are made
         self._rules_in: dict[UUID, list[RuleEntry]] = {}  # mailbox -> enabled rules covering it (a cache)
+        self._seq = 0  # queue order across the group sets of `state.queued_in`
 
     # ------------------------------------------------------------------ the fold
 
@@ -165,9 +168,9 @@ class Assigner:
             rule_id = outcome.rule_id or (live.rule_id if live is not None else None)
             rule = s.rules.get(rule_id) if rule_id else None
             if rule_id is not None and rule is not None and conversation_id not in s.queued:
-                s.queued[conversation_id] = _Waiting(rule_id, rule.spec, live.customer_email if live else "")
+                self._enqueue(conversation_id, _Waiting(rule_id, rule.spec, live.customer_email if live else ""))
         elif outcome.kind == "assigned" and outcome.agent_id is not None:
-            s.queued.pop(conversation_id, None)
+            self._dequeue(conversation_id)
             self._assigned(conversation_id, outcome.agent_id, at, outcome.rule_id)
 
     def _assigned(self, conversation_id: UUID, agent_id: UUID, at: datetime, rule_id: UUID | None) -> None:
@@ -194,6 +197,35 @@ class Assigner:
         if conversation_id not in self.state.conversations:
             self.state.conversations[conversation_id] = _Conversation(arrived.customer_email, arrived.mailbox_id)
 
+    def _group_set(self, waiting: _Waiting) -> frozenset[UUID]:
+        """The groups a queued conversation waits on: its rule's now, or as queued if it was deleted."""
+        rule = self.state.rules.get(waiting.rule_id)
+        return frozenset((rule.spec if rule is not None else waiting.spec).group_ids)
+
+    def _enqueue(self, conversation_id: UUID, waiting: _Waiting) -> None:
+        self.state.queued[conversation_id] = waiting
+        self._seq += 1
+        self.state.queued_in.setdefault(self._group_set(waiting), {})[conversation_id] = self._seq
+
+    def _dequeue(self, conversation_id: UUID) -> None:
+        s = self.state
+        waiting = s.queued.pop(conversation_id, None)
+        if waiting is None:
+            return
+        group_set = self._group_set(waiting)
+        bucket = s.queued_in[group_set]
+        del bucket[conversation_id]
+        if not bucket:
+            del s.queued_in[group_set]
+
+    def _index_queue(self) -> None:
+        """Indexes the queue by group set again (a rule changed: the group sets may have)."""
+        s = self.state
+        s.queued_in = {}
+        for conversation_id, waiting in s.queued.items():
+            self._seq += 1
+            s.queued_in.setdefault(self._group_set(waiting), {})[conversation_id] = self._seq
+
     def _left_unrouted(self, conversation_id: UUID, position: int) -> None:
         s = self.state
         if conversation_id in s.unrouted:
@@ -217,10 +249,9 @@ class Assigner:
 
     def _forget(self, conversation_id: UUID) -> None:
         """A conversation that can no longer be decided on leaves the state."""
-        s = self.state
-        s.queued.pop(conversation_id, None)
+        self._dequeue(conversation_id)
         self._no_longer_unrouted(conversation_id)
-        s.conversations.pop(conversation_id, None)
+        self.state.conversations.pop(conversation_id, None)
 
     # ------------------------------------------------------------------ decisions
 
@@ -259,7 +290,7 @@ class Assigner:
         routed = Outcome(conversation_id, "routed", position, rule_id=match.rule_id,
                          group_ids=tuple(match.spec.group_ids))
         self.apply(routed, at)
-        self.state.queued.pop(conversation_id, None)
+        self._dequeue(conversation_id)
         return [routed, *self.assign(conversation_id, match.rule_id, match.spec, arrived.customer_email,
                                      position, at)]
 
@@ -273,13 +304,14 @@ class Assigner:
         decision = decide(spec.strategy, spec.fallback_strategy, order, figures, cursor,
                           owner_id=owner, last_handler_id=last_handler)
         if decision.agent_id is None:
-            s.queued[conversation_id] = _Waiting(rule_id, spec, customer)
+            if conversation_id not in s.queued:  # one already queued keeps its place
+                self._enqueue(conversation_id, _Waiting(rule_id, spec, customer))
             return [Outcome(conversation_id, "queued", position, rule_id=rule_id, strategy=decision.strategy,
                             reason=decision.reason)]
         outcome = Outcome(conversation_id, "assigned", position, rule_id=rule_id, agent_id=decision.agent_id,
                           previous_id=s.assignee.get(conversation_id), strategy=decision.strategy,
                           reason=decision.reason)
-        s.queued.pop(conversation_id, None)
+        self._dequeue(conversation_id)
         self._assigned(conversation_id, decision.agent_id, at, rule_id)
         return [outcome]
 
@@ -329,28 +361,43 @@ class Assigner:
     def drain_queue(self, position: int, at: datetime) -> list[Outcome]:
         """Assigns queued conversations, oldest first, while agents are eligible for them.
 
-        A drain only adds to agents' figures, so once a group set has nobody eligible it has
-        nobody for the rest of the drain: later conversations waiting on it are not tried again."""
+        A drain only adds to agents' figures: once a group set has nobody eligible, it has nobody
+        for the rest of the drain, and the conversations waiting on it are not tried. The queue is
+        indexed by group set, so a drain visits each group set's oldest conversation (merged by
+        age) instead of the whole queue, and tells a full group set by a look at its members."""
         out: list[Outcome] = []
         s = self.state
         if self.replaying or not s.queued:
             return out
-        nobody: set[frozenset[UUID]] = set()  # group sets found with no eligible agent in this drain
-        group_sets: dict[int, frozenset[UUID]] = {}  # id(spec) -> its group set
-        for conversation_id, waiting in list(s.queued.items()):
+        heads = [(next(iter(bucket.values())), group_set) for group_set, bucket in s.queued_in.items()]
+        heapify(heads)
+        while heads:
+            _, group_set = heappop(heads)
+            bucket = s.queued_in.get(group_set)
+            if not bucket or not self._anyone_eligible(group_set):
+                continue
+            conversation_id = next(iter(bucket))
+            waiting = s.queued[conversation_id]
             rule = s.rules.get(waiting.rule_id)
             spec = rule.spec if rule is not None else waiting.spec
-            group_set = group_sets.get(id(spec))
-            if group_set is None:
-                group_set = group_sets[id(spec)] = frozenset(spec.group_ids)
-            if group_set in nobody:
-                continue
             decided = self.assign(conversation_id, waiting.rule_id, spec, waiting.customer_email, position, at)
-            out.extend(o for o in decided if o.kind == "assigned")
-            if decided and decided[0].kind == "queued":
-                s.queued[conversation_id] = waiting  # keeps its place in the queue
-                nobody.add(group_set)
+            if decided[0].kind != "assigned":
+                continue  # not reached: someone was eligible
+            out.append(decided[0])
+            bucket = s.queued_in.get(group_set)
+            if bucket:
+                heappush(heads, (next(iter(bucket.values())), group_set))
         return out
+
+    def _anyone_eligible(self, group_ids: Iterable[UUID]) -> bool:
+        """Whether a member of the groups is eligible (as `strategies.why_not` sees it)."""
+        agents, groups = self.state.agents, self.state.groups
+        for group_id in group_ids:
+            for member in groups.get(group_id, ()):
+                a = agents.get(member)
+                if a is not None and a.status is AgentStatus.ONLINE and (a.capacity is None or a.active < a.capacity):
+                    return True
+        return False
 
     def route_unrouted(self, position: int, at: datetime, spec: RuleSpec) -> list[Outcome]:
         """Routes the unrouted conversations a rule just written can cover, oldest first. Only that
@@ -439,6 +486,7 @@ class Assigner:
         s.conversations = {UUID(c): _Conversation(email, _uuid(m), _uuid(r))
                            for c, email, m, r in data["conversations"]}
         s.queued = {UUID(c): _Waiting(UUID(r), specs[spec], email) for c, r, spec, email in data["queued"]}
+        a._index_queue()
         s.assignee = {UUID(c): UUID(agent) for c, agent in data["assignee"]}
         for account_id, domains in data["account_domains"]:
             a._set_account_domains(UUID(account_id), list(domains))
@@ -671,6 +719,7 @@ def _rule_written(a: Assigner, p: int, e: _RuleChanged) -> list[Outcome]:
     order = old.order if old is not None else a._rule_order
     a.state.rules[e.originator_id] = RuleEntry(rule_id=e.originator_id, spec=e.spec, order=order)
     a._rules_in.clear()
+    a._index_queue()
     return [*a.route_unrouted(p, e.timestamp, e.spec), *a.drain_queue(p, e.timestamp)]
 
 
@@ -683,6 +732,7 @@ def _rule_deleted(a: Assigner, p: int, e: _Event) -> list[Outcome]:
     a.state.rules.pop(e.originator_id, None)
     a.state.cursor.pop(e.originator_id, None)
     a._rules_in.clear()
+    a._index_queue()
     return []
 
 
@@ -750,7 +800,7 @@ def _assigned(a: Assigner, p: int, e: _Assigned) -> list[Outcome]:
     if e.decided_by == ASSIGNER:
         return []  # applied when it was decided
     # Assigned by hand: it no longer waits, for an agent or for a covering rule.
-    a.state.queued.pop(e.originator_id, None)
+    a._dequeue(e.originator_id)
     a._no_longer_unrouted(e.originator_id)
     a._assigned(e.originator_id, e.agent_id, e.timestamp, None)
     return a.drain_queue(p, e.timestamp)

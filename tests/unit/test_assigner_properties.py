@@ -298,6 +298,7 @@ class Run:
         assert set(s.conversations) == live | ({self.opening} if self.opening else set())
         assert {c for bucket in s.unrouted_in.values() for c in bucket} == set(s.unrouted)
         assert all(s.unrouted_in.values()), "an empty bucket left in the unrouted index"
+        assert_queue_index(self.assigner)
 
     # ------------------------------------------------------------------ the operations
 
@@ -486,6 +487,18 @@ def decided_by_position(decisions: list[Outcome]) -> dict[int, list[Outcome]]:
     return decided
 
 
+def assert_queue_index(assigner: Assigner) -> None:
+    """The queue index holds each queued conversation under its group set, in queue order."""
+    s = assigner.state
+    order = {c: i for i, c in enumerate(s.queued)}
+    assert sorted(c for bucket in s.queued_in.values() for c in bucket) == sorted(s.queued)
+    for group_set, bucket in s.queued_in.items():
+        assert bucket, "an empty bucket left in the queue index"
+        assert all(assigner._group_set(s.queued[c]) == group_set for c in bucket)
+        assert list(bucket) == sorted(bucket, key=order.__getitem__)
+        assert list(bucket.values()) == sorted(bucket.values())
+
+
 def through_json(assigner: Assigner) -> Assigner:
     """Snapshot, JSON text and back, restored: what a restarted worker starts from."""
     data = assigner.snapshot()
@@ -496,6 +509,9 @@ def through_json(assigner: Assigner) -> Assigner:
     assert restored._rule_order == assigner._rule_order
     assert restored.state.unrouted_in == assigner.state.unrouted_in
     assert restored.state.domain_accounts == assigner.state.domain_accounts
+    assert {k: list(b) for k, b in restored.state.queued_in.items()} == {
+        k: list(b) for k, b in assigner.state.queued_in.items()}
+    assert_queue_index(restored)
     restored.replaying = assigner.replaying
     return restored
 
@@ -615,7 +631,7 @@ def test_a_snapshot_taken_while_rebuilding_carries_on_like_the_one_that_never_st
 
 def assert_nothing_per_conversation(assigner: Assigner) -> None:
     s = assigner.state
-    assert (s.conversations, s.assignee, s.queued, s.unrouted, s.unrouted_in) == ({}, {}, {}, {}, {})
+    assert (s.conversations, s.assignee, s.queued, s.unrouted, s.unrouted_in, s.queued_in) == ({}, {}, {}, {}, {}, {})
     data = assigner.snapshot()
     assert (data["conversations"], data["assignee"], data["queued"], data["unrouted"]) == ([], [], [], [])
 

@@ -25,7 +25,15 @@ from domain.assigner import Arrived, Assigner, Outcome
 from domain.conditions import MessageFacts
 from domain.routing import RuleSpec
 from domain.values import AgentStatus, AssignmentStrategy, Condition, ConditionField, ConditionMatch, ConditionOperator
-from tests.unit.test_assigner_properties import Facts, decision_event, is_decision, key, make, through_json
+from tests.unit.test_assigner_properties import (
+    Facts,
+    assert_queue_index,
+    decision_event,
+    is_decision,
+    key,
+    make,
+    through_json,
+)
 
 S = AssignmentStrategy
 ZONE = ZoneInfo("Europe/Berlin")
@@ -87,6 +95,7 @@ class World:
             assert self.new.observe(len(self.log), recorded) == []
             assert self.old.observe(len(self.log), recorded) == []
         assert figures(self.new) == figures(self.old), f"at {position} ({topic})"
+        assert_queue_index(self.new)
 
     # ------------------------------------------------------------------ operations
 
@@ -312,4 +321,4 @@ def test_the_fold_decides_exactly_as_before(history: History, cut: int) -> None:
     for _ in range(len(world.live)):
         world.close(0, 1)
     s = world.new.state
-    assert (s.conversations, s.assignee, s.queued, s.unrouted, s.unrouted_in) == ({}, {}, {}, {}, {})
+    assert (s.conversations, s.assignee, s.queued, s.unrouted, s.unrouted_in, s.queued_in) == ({}, {}, {}, {}, {}, {})
