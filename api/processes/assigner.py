@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -74,9 +75,16 @@ class AssignerProcess:
         self.assigner: Assigner | None = None
         self.at = 0  # the log position the in-memory state reflects
         self.snapshot_at = 0
+        self._unrecorded_routes: dict[UUID, list[tuple[int, UUID]]] = {}
 
     def facts(self, conversation_id: UUID) -> Arrived | None:
-        return arrival(self.app, conversation_id)
+        """The conversation as stored, plus the routings decided in this batch and not yet
+        recorded (a conversation routed, closed and reopened within one batch)."""
+        found = arrival(self.app, conversation_id)
+        unrecorded = self._unrecorded_routes.get(conversation_id)
+        if found is None or not unrecorded:
+            return found
+        return replace(found, routes=(*found.routes, *unrecorded))
 
     def stored_position(self) -> int:
         rows = self.database.query("SELECT position FROM rm_positions WHERE view = ?", (NAME,))
@@ -96,7 +104,11 @@ class AssignerProcess:
             outcomes: list[Outcome] = []
             for notification in batch:
                 event = self.app.mapper.to_domain_event(notification)
-                outcomes.extend(assigner.observe(notification.id, event))
+                for outcome in assigner.observe(notification.id, event):
+                    outcomes.append(outcome)
+                    if outcome.kind == "routed" and outcome.rule_id is not None:
+                        self._unrecorded_routes.setdefault(outcome.conversation_id, []).append(
+                            (outcome.decided_at, outcome.rule_id))
             self.app.record_decisions(outcomes, advance=Advance(NAME, position, end))
         except PositionMoved:
             self.assigner = None  # folded past the stored position: rebuilt from a snapshot next time
@@ -104,6 +116,8 @@ class AssignerProcess:
         except BaseException:
             self.assigner = None
             raise
+        finally:
+            self._unrecorded_routes.clear()
         self.at = end
         if end - self.snapshot_at >= self.snapshot_every:
             self.take_snapshot()
