@@ -73,6 +73,9 @@ class AssignmentQuery:
         return await agent_by_id(info, await blocking(services(info).conversations.last_handler, customer_email))
 
 
+PAYLOAD_VIEWS = ("conversations", "workload")  # a conversation with its assignee's figures
+
+
 async def _act(info: Ctx, conversation_id: UUID, run: Callable[[], Written],
                then_decide: bool = False) -> ConversationPayload:
     """Admins act on any conversation, agents on their groups' ones, auditors on none; the
@@ -81,9 +84,10 @@ async def _act(info: Ctx, conversation_id: UUID, run: Callable[[], Written],
     if who.role is Role.AGENT and not await visible(info, conversation_id):
         return ConversationPayload(conversation=None, user_errors=[
             UserError(field=["id"], message="conversation not found", code="NOT_FOUND")])
-    written, errors = await command(info, run, views=("conversations", "workload"))
+    written, errors = await command(info, run, views=PAYLOAD_VIEWS)
     s = services(info)
-    if written is not None and then_decide and not errors and not await decided(info, written.position):
+    if written is not None and then_decide and not errors and not await decided(
+            info, written.position, PAYLOAD_VIEWS):
         errors = [pending("the assigner's decision is", written.id)]
     row = await blocking(s.conversations.conversation, written.id) if written else None
     return ConversationPayload(conversation=Conversation(row=row) if row else None, user_errors=errors)

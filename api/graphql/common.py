@@ -107,13 +107,14 @@ async def reached(info: Ctx, position: int | None, views: tuple[str, ...] | None
     return await blocking(services(info).projections.reached, position, views, READ_WAIT_SECONDS)
 
 
-async def decided(info: Ctx, position: int | None) -> bool:
-    """Waits, bounded, until the assigner has decided on `position` and the views show it."""
+async def decided(info: Ctx, position: int | None, views: tuple[str, ...]) -> bool:
+    """Waits, bounded, until the assigner has decided on `position` and `views` (those the
+    answer reads) show its decisions: they are in the log by the head read after it."""
     s = services(info)
     signal = s.app.recorder.signal  # type: ignore[attr-defined]
     if not await blocking(s.assigner.reached, position, signal, READ_WAIT_SECONDS):
         return False
-    return await reached(info, s.projections.head())
+    return await reached(info, await blocking(s.projections.head), views)
 
 
 async def command(info: Ctx, run: Callable[[], T],

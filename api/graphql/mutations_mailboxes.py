@@ -150,7 +150,7 @@ class MailboxMutations:
         # Answer once the new conversations are routed and assigned, and the read models show it.
         errors = [] if report.error is None else [
             UserError(field=["id"], message=report.error, code=report.error_code or "SYNC_FAILED")]
-        if not await decided(info, report.position):
+        if not await decided(info, report.position, ("directory", "conversations")):
             errors.append(pending("the new conversations are"))
         return SyncPayload(mailbox=await mailbox_of(info, id), fetched=report.fetched,
                            conversations_opened=report.opened, user_errors=errors)

@@ -5,6 +5,7 @@ that lags past the bound gives a PENDING userError; what the command committed i
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -12,9 +13,13 @@ import httpx
 import pytest
 
 import api.graphql.common
+from adapters.inbound import arrivals
 from api.bootstrap import Services
 from api.main import create_app
+from domain.conversation import Conversation
+from domain.mail import conversation_ref, message_key
 from domain.values import Role
+from tests.integration.intake_support import mail
 
 CREATE_AGENT = """mutation($i: CreateAgentInput!) { createAgent(input: $i) {
     agent { id name } userErrors { field message code } } }"""
@@ -23,9 +28,10 @@ CREATE_TOKEN = """mutation($i: CreateApiTokenInput!) { createApiToken(input: $i)
 AGENTS = "{ agents { name } }"
 
 
-def run(services: Services, calls: Callable[[Callable[..., Any]], Any]) -> Any:
-    """Serves `services` in process (lifespan and followers included) and runs `calls(gql)`."""
-    app = create_app(services, run_workers=False)
+def run(services: Services, calls: Callable[[Callable[..., Any]], Any], processes: bool = False) -> Any:
+    """Serves `services` in process (lifespan and followers included; the assigner and mail
+    workers too with `processes`; no mailbox is bound) and runs `calls(gql)`."""
+    app = create_app(services, run_workers=processes)
     token, _ = services.app.create_api_token("admin", Role.ADMIN, None)
 
     async def main() -> Any:
@@ -83,3 +89,32 @@ def test_a_lagging_view_gives_pending_and_the_committed_change_is_kept(
     assert created["token"] and [e["code"] for e in created["userErrors"]] == ["PENDING"]
     # Committed once: the view shows both agents when it catches up, not a second "Lagging".
     assert sorted(a["name"] for a in out["listed"]["agents"]) == ["Ann", "Lagging"]
+
+
+CLOSE = """mutation($id: UUID!) { closeConversation(id: $id) {
+    conversation { id status } userErrors { message code } } }"""
+
+
+def test_closing_waits_for_the_views_its_answer_reads_not_for_every_view(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A view the payload does not read (the counts) lagging does not make the close PENDING."""
+    monkeypatch.setattr(api.graphql.common, "READ_WAIT_SECONDS", 0.5)
+    raw = mail(subject="Order 1", message_id="<close1@customer.example>")
+    services.app.take_in(uuid.uuid4(), arrivals([("imap:INBOX:1:c1", raw)], "support@example.com",
+                                                services.blobs))
+    conversation_id = Conversation.create_id(conversation_ref(message_key("close1@customer.example")))
+    counts = services.projections.views["counts"]
+
+    def stuck(event: Any, rows: Any) -> None:
+        raise RuntimeError("counts cannot apply anything now")
+
+    async def calls(gql: Callable[..., Any]) -> dict[str, Any]:
+        services.projections.wait_for(services.projections.head())  # the arrival is shown everywhere
+        monkeypatch.setattr(counts, "apply", stuck)
+        return dict(await gql(CLOSE, id=str(conversation_id)))
+
+    closed = run(services, calls, processes=True)["closeConversation"]
+    assert closed["userErrors"] == []
+    assert closed["conversation"] == {"id": str(conversation_id), "status": "CLOSED"}
+    assert services.projections.followers["counts"].health.failures > 0  # it really lagged
