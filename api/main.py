@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -15,6 +14,7 @@ from api.auth import authenticate
 from api.downloads import downloads_router
 from api.graphql.common import Context
 from api.graphql.schema import schema
+from api.limits import BodyLimit
 from api.metrics import Metrics
 from api.processes import sync
 from api.processes.workers import Workers
@@ -47,14 +47,14 @@ def create_app(services: Services, run_workers: bool = True) -> FastAPI:
     app.include_router(downloads_router(services))
 
     @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY:
-            return JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)
+    async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
         if request.url.path.startswith("/graphql"):
             metrics.requests.labels(str(response.status_code)).inc()
         return response
+
+    # Outermost: bytes are counted as they arrive, chunked or not, before anything buffers them.
+    app.add_middleware(BodyLimit, max_body=MAX_BODY)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
