@@ -35,7 +35,8 @@ def create_app(services: Services, run_workers: bool = True) -> FastAPI:
         finally:
             workers.stop()
 
-    app = FastAPI(title="mailroom", lifespan=lifespan)
+    # No /docs, /redoc or /openapi.json: the API is GraphQL (schema by introspection, GraphiQL).
+    app = FastAPI(title="mailroom", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
     async def context(request: Request) -> Context:
         return Context(services=services, principal=await authenticate(services, request))

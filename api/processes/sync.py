@@ -31,9 +31,10 @@ from domain.values import MailProtocol
 
 log = logging.getLogger("mailroom.sync")
 REGISTRY = CollectorRegistry()
-TAKEN_IN = Counter("mailroom_messages_taken_in", "Messages taken in", ["mailbox"], registry=REGISTRY)
-QUARANTINED = Counter("mailroom_messages_quarantined", "Messages quarantined", ["mailbox"], registry=REGISTRY)
-SYNC_ERRORS = Counter("mailroom_sync_errors", "Failed mailbox syncs", ["mailbox"], registry=REGISTRY)
+# Labelled by mailbox id, never by address: /metrics needs no token.
+TAKEN_IN = Counter("mailroom_messages_taken_in", "Messages taken in", ["mailbox_id"], registry=REGISTRY)
+QUARANTINED = Counter("mailroom_messages_quarantined", "Messages quarantined", ["mailbox_id"], registry=REGISTRY)
+SYNC_ERRORS = Counter("mailroom_sync_errors", "Failed mailbox syncs", ["mailbox_id"], registry=REGISTRY)
 
 BATCH_MESSAGES = 250
 BATCH_BYTES = 32 * 1024 * 1024
@@ -130,7 +131,7 @@ class MailboxSync:
                 self._failed(mailbox, f"sync failed: {type(exc).__name__}: {exc}", "SYNC_FAILED", report)
             else:
                 self._succeeded(mailbox)
-            label = mailbox.address
+            label = str(mailbox.id)
             TAKEN_IN.labels(label).inc(report.fetched - report.quarantined)
             QUARANTINED.labels(label).inc(report.quarantined)
             return report
@@ -199,7 +200,7 @@ class MailboxSync:
 
     def _failed(self, mailbox: Mailbox, error: str, code: str, report: SyncReport) -> None:
         log.warning("mailbox %s: %s", mailbox.address, error)
-        SYNC_ERRORS.labels(mailbox.address).inc()
+        SYNC_ERRORS.labels(str(mailbox.id)).inc()
         self.sync_state.failed(mailbox.id, error, RETRY_BASE_SECONDS)
         report.error, report.error_code = error, code
         self._set_failing(mailbox.id, error)

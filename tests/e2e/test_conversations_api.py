@@ -220,10 +220,10 @@ def test_metrics_count_the_messages_taken_in_per_mailbox(desk: Desk, inbox: Inbo
     assert response.status_code == 200
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
     assert "mailroom_messages_taken_in" in families
-    samples = {s.labels["mailbox"]: s.value for s in families["mailroom_messages_taken_in"].samples
+    samples = {s.labels["mailbox_id"]: s.value for s in families["mailroom_messages_taken_in"].samples
                if s.name == "mailroom_messages_taken_in_total"}
     # Counted once per message, whether the worker or syncMailbox took it in.
-    assert samples.get(inbox.mailbox.address) == 3
+    assert samples.get(inbox.mailbox.id) == 3
 
 
 # ---------------------------------------------------------------------------------- paging and filters

@@ -15,10 +15,13 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import Request
+from prometheus_client.parser import text_string_to_metric_families
 
 from api.main import create_app
 from api.services import Services
+from tests.dovecot import Dovecot
 from tests.e2e.conftest import Server, free_port
+from tests.e2e.intake_helpers import bind_imap_mailbox, senderless_mail, sync
 
 LIMIT = 1_000_000  # api/main.py MAX_BODY
 CHUNK = 64 * 1024
@@ -32,8 +35,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(start_server: Callable[..., Server]) -> Server:
-    return start_server(MAILROOM_ADMIN_TOKEN=ADMIN_TOKEN)
+def server(start_server: Callable[..., Server], dovecot: Dovecot) -> Server:
+    return start_server(MAILROOM_ADMIN_TOKEN=ADMIN_TOKEN, MAILROOM_EXTRA_CA_FILE=dovecot.ca_file,
+                        MAILROOM_POLL_SECONDS="3600")
 
 
 def graphql_body(padding: int) -> Iterator[bytes]:
@@ -169,3 +173,35 @@ def test_any_post_route_stops_reading_a_chunked_body_at_the_limit(
     assert large.status_code == 413, large.text[:200]
     assert json.loads(large.text)["detail"].startswith("request body over")
     assert seen == [10_000]  # the route never saw the large one end
+
+
+# ------------------------------------------------------------------- what is not served
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"])
+def test_api_documentation_pages_are_not_served(server: Server, path: str) -> None:
+    response = server.client.get(f"{server.url}{path}")
+
+    assert response.status_code == 404
+    assert "swagger" not in response.text.lower() and "openapi" not in response.text.lower()
+
+
+def test_metrics_label_mailboxes_by_id_never_by_address(server: Server, dovecot: Dovecot) -> None:
+    box = bind_imap_mailbox(server, ADMIN_TOKEN, dovecot)
+    dovecot.append(box.user, (f"From: carol@customer.example\r\nTo: {box.address}\r\nSubject: metrics\r\n"
+                              "Message-ID: <metrics-1@customer.example>\r\n\r\nHello.\r\n").encode())
+    dovecot.append(box.user, senderless_mail())
+    assert sync(server, ADMIN_TOKEN, box.id)["userErrors"] == []
+
+    response = server.client.get(f"{server.url}/metrics")  # no token: anyone who reaches the port
+
+    assert response.status_code == 200
+    assert box.address not in response.text
+    assert box.address.split("@")[1] not in response.text
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    taken_in = {s.labels["mailbox_id"]: s.value for s in families["mailroom_messages_taken_in"].samples
+                if s.name == "mailroom_messages_taken_in_total"}
+    assert taken_in.get(box.id) == 1
+    quarantined = {s.labels["mailbox_id"]: s.value for s in families["mailroom_messages_quarantined"].samples
+                   if s.name == "mailroom_messages_quarantined_total"}
+    assert quarantined.get(box.id) == 1
