@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from bisect import insort
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from heapq import heapify, heappop, heappush
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -33,6 +33,35 @@ from domain.agents import Agent, AgentGroup
 from domain.conditions import MessageFacts, RuleEntry, first_matching_rule
 from domain.conversation import ASSIGNER, Conversation
 from domain.customers import Account, Contact
+from domain.events import (
+    ACCOUNT_OWNER_CHANGED,
+    ACCOUNT_UPDATED,
+    AGENT_CAPACITY_CHANGED,
+    AGENT_EDITED,
+    AGENT_STATUS_CHANGED,
+    ASSIGNED,
+    CLOSED,
+    CONTACT_OWNER_CHANGED,
+    CONTACT_UPDATED,
+    GROUP_DELETED,
+    MEMBERS_ADDED,
+    MEMBERS_REMOVED,
+    REOPENED,
+    RULE_CHANGED,
+    RULE_DELETED,
+    AccountUpdated,
+    AgentCapacityChanged,
+    AgentEdited,
+    AgentStatusChanged,
+    Assigned,
+    Closed,
+    ContactUpdated,
+    Event,
+    MembersChanged,
+    OwnerChanged,
+    Reopened,
+    RuleChanged,
+)
 from domain.routing import RoutingRule, RuleSpec
 from domain.strategies import AgentFigures, candidates, decide, why_not
 from domain.values import AgentStatus, AssignmentStrategy, Condition, ConditionField, ConditionMatch, ConditionOperator
@@ -546,102 +575,10 @@ def _spec_from(d: dict[str, Any]) -> RuleSpec:
 
 # ---------------------------------------------------------------------- event handlers
 #
-# Events made by eventsourcing's @event decorator have classes only at run time: each is named
-# here with the shape its handler reads (a Protocol), checked against the class on import.
+# Events made by eventsourcing's @event decorator have classes only at run time: domain/events.py
+# names each with the shape its handlers read (a Protocol), checked against the class on import.
 
 E = TypeVar("E")
-
-
-class _Event(Protocol):
-    @property
-    def originator_id(self) -> UUID: ...
-    @property
-    def timestamp(self) -> datetime: ...
-
-
-class _AgentEdited(_Event, Protocol):
-    @property
-    def name(self) -> str: ...
-
-
-class _StatusChanged(_Event, Protocol):
-    @property
-    def status(self) -> AgentStatus: ...
-
-
-class _CapacityChanged(_Event, Protocol):
-    @property
-    def capacity(self) -> int | None: ...
-
-
-class _MembersChanged(_Event, Protocol):
-    @property
-    def agent_ids(self) -> list[UUID]: ...
-
-
-class _RuleChanged(_Event, Protocol):
-    @property
-    def spec(self) -> RuleSpec: ...
-
-
-class _AccountUpdated(_Event, Protocol):
-    @property
-    def domains(self) -> list[str]: ...
-
-
-class _OwnerChanged(_Event, Protocol):
-    @property
-    def owner_id(self) -> UUID | None: ...
-
-
-class _ContactUpdated(_Event, Protocol):
-    @property
-    def account_id(self) -> UUID | None: ...
-
-
-class _MessageReceived(_Event, Protocol):
-    @property
-    def originator_version(self) -> int: ...
-
-
-class _Assigned(_Event, Protocol):
-    @property
-    def agent_id(self) -> UUID: ...
-    @property
-    def decided_by(self) -> str: ...
-
-
-class _Reopened(_Event, Protocol):
-    @property
-    def previous_assignee_id(self) -> UUID | None: ...
-
-
-def _event_class(aggregate: type[Any], name: str, shape: object) -> Any:
-    """The event class `name` of `aggregate`, checked to have every attribute of `shape`."""
-    cls = getattr(aggregate, name)
-    wanted = {n for k in getattr(shape, "__mro__", ()) for n, v in vars(k).items() if isinstance(v, property)}
-    missing = wanted - {f.name for f in fields(cls)}
-    if missing:
-        raise TypeError(f"{cls.__qualname__} has no {sorted(missing)}")
-    return cls
-
-
-AGENT_EDITED: type[_AgentEdited] = _event_class(Agent, "Edited", _AgentEdited)
-AGENT_STATUS_CHANGED: type[_StatusChanged] = _event_class(Agent, "StatusChanged", _StatusChanged)
-AGENT_CAPACITY_CHANGED: type[_CapacityChanged] = _event_class(Agent, "CapacityChanged", _CapacityChanged)
-MEMBERS_ADDED: type[_MembersChanged] = _event_class(AgentGroup, "MembersAdded", _MembersChanged)
-MEMBERS_REMOVED: type[_MembersChanged] = _event_class(AgentGroup, "MembersRemoved", _MembersChanged)
-GROUP_DELETED: type[_Event] = _event_class(AgentGroup, "Deleted", _Event)
-RULE_CHANGED: type[_RuleChanged] = _event_class(RoutingRule, "Changed", _RuleChanged)
-RULE_DELETED: type[_Event] = _event_class(RoutingRule, "Deleted", _Event)
-ACCOUNT_UPDATED: type[_AccountUpdated] = _event_class(Account, "Updated", _AccountUpdated)
-ACCOUNT_OWNER_CHANGED: type[_OwnerChanged] = _event_class(Account, "OwnerChanged", _OwnerChanged)
-CONTACT_UPDATED: type[_ContactUpdated] = _event_class(Contact, "Updated", _ContactUpdated)
-CONTACT_OWNER_CHANGED: type[_OwnerChanged] = _event_class(Contact, "OwnerChanged", _OwnerChanged)
-MESSAGE_RECEIVED: type[_MessageReceived] = _event_class(Conversation, "MessageReceived", _MessageReceived)
-ASSIGNED: type[_Assigned] = _event_class(Conversation, "Assigned", _Assigned)
-CLOSED: type[_Event] = _event_class(Conversation, "Closed", _Event)
-REOPENED: type[_Reopened] = _event_class(Conversation, "Reopened", _Reopened)
 
 _HANDLERS: dict[type[Any], Callable[[Assigner, int, Any], list[Outcome]]] = {}
 
@@ -662,7 +599,7 @@ def _agent_created(a: Assigner, p: int, e: Agent.Created) -> list[Outcome]:
 
 
 @_on(AGENT_EDITED)
-def _agent_edited(a: Assigner, p: int, e: _AgentEdited) -> list[Outcome]:
+def _agent_edited(a: Assigner, p: int, e: AgentEdited) -> list[Outcome]:
     agent = a.state.agents.get(e.originator_id)
     if agent is not None:
         agent.name = e.name
@@ -670,7 +607,7 @@ def _agent_edited(a: Assigner, p: int, e: _AgentEdited) -> list[Outcome]:
 
 
 @_on(AGENT_STATUS_CHANGED)
-def _status_changed(a: Assigner, p: int, e: _StatusChanged) -> list[Outcome]:
+def _status_changed(a: Assigner, p: int, e: AgentStatusChanged) -> list[Outcome]:
     agent = a.state.agents.get(e.originator_id)
     if agent is None:
         return []
@@ -679,7 +616,7 @@ def _status_changed(a: Assigner, p: int, e: _StatusChanged) -> list[Outcome]:
 
 
 @_on(AGENT_CAPACITY_CHANGED)
-def _capacity_changed(a: Assigner, p: int, e: _CapacityChanged) -> list[Outcome]:
+def _capacity_changed(a: Assigner, p: int, e: AgentCapacityChanged) -> list[Outcome]:
     agent = a.state.agents.get(e.originator_id)
     if agent is None:
         return []
@@ -694,25 +631,25 @@ def _group_created(a: Assigner, p: int, e: AgentGroup.Created) -> list[Outcome]:
 
 
 @_on(MEMBERS_ADDED)
-def _members_added(a: Assigner, p: int, e: _MembersChanged) -> list[Outcome]:
+def _members_added(a: Assigner, p: int, e: MembersChanged) -> list[Outcome]:
     a.state.groups.setdefault(e.originator_id, []).extend(e.agent_ids)
     return a.drain_queue(p, e.timestamp)
 
 
 @_on(MEMBERS_REMOVED)
-def _members_removed(a: Assigner, p: int, e: _MembersChanged) -> list[Outcome]:
+def _members_removed(a: Assigner, p: int, e: MembersChanged) -> list[Outcome]:
     leaving = set(e.agent_ids)
     a.state.groups[e.originator_id] = [m for m in a.state.groups.get(e.originator_id, []) if m not in leaving]
     return []
 
 
 @_on(GROUP_DELETED)
-def _group_deleted(a: Assigner, p: int, e: _Event) -> list[Outcome]:
+def _group_deleted(a: Assigner, p: int, e: Event) -> list[Outcome]:
     a.state.groups.pop(e.originator_id, None)
     return []
 
 
-def _rule_written(a: Assigner, p: int, e: _RuleChanged) -> list[Outcome]:
+def _rule_written(a: Assigner, p: int, e: RuleChanged) -> list[Outcome]:
     old = a.state.rules.get(e.originator_id)
     if old is None:
         a._rule_order += 1
@@ -728,7 +665,7 @@ _on(RULE_CHANGED)(_rule_written)
 
 
 @_on(RULE_DELETED)
-def _rule_deleted(a: Assigner, p: int, e: _Event) -> list[Outcome]:
+def _rule_deleted(a: Assigner, p: int, e: Event) -> list[Outcome]:
     a.state.rules.pop(e.originator_id, None)
     a.state.cursor.pop(e.originator_id, None)
     a._rules_in.clear()
@@ -744,13 +681,13 @@ def _account_created(a: Assigner, p: int, e: Account.Created) -> list[Outcome]:
 
 
 @_on(ACCOUNT_UPDATED)
-def _account_updated(a: Assigner, p: int, e: _AccountUpdated) -> list[Outcome]:
+def _account_updated(a: Assigner, p: int, e: AccountUpdated) -> list[Outcome]:
     a._set_account_domains(e.originator_id, e.domains)
     return []
 
 
 @_on(ACCOUNT_OWNER_CHANGED)
-def _account_owner(a: Assigner, p: int, e: _OwnerChanged) -> list[Outcome]:
+def _account_owner(a: Assigner, p: int, e: OwnerChanged) -> list[Outcome]:
     a.state.account_owner[e.originator_id] = e.owner_id
     return []
 
@@ -764,7 +701,7 @@ def _contact_created(a: Assigner, p: int, e: Contact.Created) -> list[Outcome]:
 
 
 @_on(CONTACT_UPDATED)
-def _contact_updated(a: Assigner, p: int, e: _ContactUpdated) -> list[Outcome]:
+def _contact_updated(a: Assigner, p: int, e: ContactUpdated) -> list[Outcome]:
     email = a.state.contact_emails.get(e.originator_id)
     if email is not None:
         a.state.contact_account[email] = e.account_id
@@ -772,7 +709,7 @@ def _contact_updated(a: Assigner, p: int, e: _ContactUpdated) -> list[Outcome]:
 
 
 @_on(CONTACT_OWNER_CHANGED)
-def _contact_owner(a: Assigner, p: int, e: _OwnerChanged) -> list[Outcome]:
+def _contact_owner(a: Assigner, p: int, e: OwnerChanged) -> list[Outcome]:
     email = a.state.contact_emails.get(e.originator_id)
     if email is not None:
         a.state.contact_owner[email] = e.owner_id
@@ -785,8 +722,8 @@ def _opened(a: Assigner, p: int, e: Conversation.Opened) -> list[Outcome]:
     return []
 
 
-@_on(MESSAGE_RECEIVED)
-def _message_received(a: Assigner, p: int, e: _MessageReceived) -> list[Outcome]:
+@_on(Conversation.MessageReceived)
+def _message_received(a: Assigner, p: int, e: Conversation.MessageReceived) -> list[Outcome]:
     if e.originator_version != 2 or a.replaying:  # only the opening message routes; follow-ups stay put
         return []
     arrived = a.load(e.originator_id)
@@ -796,7 +733,7 @@ def _message_received(a: Assigner, p: int, e: _MessageReceived) -> list[Outcome]
 
 
 @_on(ASSIGNED)
-def _assigned(a: Assigner, p: int, e: _Assigned) -> list[Outcome]:
+def _assigned(a: Assigner, p: int, e: Assigned) -> list[Outcome]:
     if e.decided_by == ASSIGNER:
         return []  # applied when it was decided
     # Assigned by hand: it no longer waits, for an agent or for a covering rule.
@@ -807,7 +744,7 @@ def _assigned(a: Assigner, p: int, e: _Assigned) -> list[Outcome]:
 
 
 @_on(CLOSED)
-def _closed(a: Assigner, p: int, e: _Event) -> list[Outcome]:
+def _closed(a: Assigner, p: int, e: Closed) -> list[Outcome]:
     s = a.state
     agent_id = s.assignee.pop(e.originator_id, None)
     a._forget(e.originator_id)
@@ -818,7 +755,7 @@ def _closed(a: Assigner, p: int, e: _Event) -> list[Outcome]:
 
 
 @_on(REOPENED)
-def _reopened(a: Assigner, p: int, e: _Reopened) -> list[Outcome]:
+def _reopened(a: Assigner, p: int, e: Reopened) -> list[Outcome]:
     """Back to the previous assignee if still eligible, else routed again. The closed conversation
     left the state: the loader gives its customer, mailbox and rule again (in a replay too, for
     the recorded decisions that follow)."""
