@@ -7,13 +7,15 @@ inline). A blob that is gone (erased) gives an empty text, on rebuild as live.""
 from __future__ import annotations
 
 import json
-from typing import Any
+from uuid import UUID
 
 from adapters.blobs import read_many
+from domain import events as ev
+from domain.conversation import Conversation, QuarantinedMessage
 from domain.mail import ReceivedMail
 from domain.values import ConversationStatus as Status
 from projections.tables import Rows, Table
-from projections.view import Handler, View, to_json
+from projections.view import View, dispatch, on, to_json
 from projections.view import event_id as _id
 from projections.view import event_time as _at
 
@@ -41,7 +43,7 @@ QUARANTINE = Table("rm_quarantine", {
     ("id",), (("mailbox_id", "received_at"),))
 
 
-def opened(e: Any, rows: Rows) -> None:
+def opened(e: Conversation.Opened, rows: Rows) -> None:
     created = _at(e)
     rows.put(CONVERSATIONS, {
         "id": _id(e), "ref": e.ref, "mailbox_id": str(e.mailbox_id), "subject": e.subject,
@@ -57,7 +59,7 @@ def message_text(mail: ReceivedMail, rows: Rows) -> str:
     return mail.text_from(read_many(rows.tx, [mail.text_blob]))
 
 
-def message_received(e: Any, rows: Rows) -> None:
+def message_received(e: Conversation.MessageReceived, rows: Rows) -> None:
     mail: ReceivedMail = e.mail
     conversation = rows.get(CONVERSATIONS, _id(e))
     assert conversation is not None
@@ -75,7 +77,7 @@ def message_received(e: Any, rows: Rows) -> None:
                 last_message_at=max(conversation["last_message_at"], _at(e)))
 
 
-def routed(e: Any, rows: Rows) -> None:
+def routed(e: ev.Routed, rows: Rows) -> None:
     conversation = rows.get(CONVERSATIONS, _id(e))
     assert conversation is not None
     for group_id in json.loads(conversation["group_ids"] or "[]"):
@@ -85,7 +87,7 @@ def routed(e: Any, rows: Rows) -> None:
     rows.update(CONVERSATIONS, _id(e), rule_id=str(e.rule_id), group_ids=to_json(e.group_ids))
 
 
-def _record(e: Any, rows: Rows, agent_id: Any, decided_by: str) -> None:
+def _record(e: ev.Decision, rows: Rows, agent_id: UUID | None, decided_by: str) -> None:
     conversation = rows.get(CONVERSATIONS, _id(e))
     assert conversation is not None
     seq = int(conversation.get("assignment_count") or 0)
@@ -96,27 +98,27 @@ def _record(e: Any, rows: Rows, agent_id: Any, decided_by: str) -> None:
     rows.update(CONVERSATIONS, _id(e), assignment_count=seq + 1)
 
 
-def queued(e: Any, rows: Rows) -> None:
+def queued(e: ev.Queued, rows: Rows) -> None:
     _record(e, rows, None, "assigner")
     rows.update(CONVERSATIONS, _id(e), status=Status.QUEUED.value, assignee_id=None)
 
 
-def assigned(e: Any, rows: Rows) -> None:
+def assigned(e: ev.Assigned, rows: Rows) -> None:
     _record(e, rows, e.agent_id, e.decided_by)
     rows.update(CONVERSATIONS, _id(e), status=Status.OPEN.value, assignee_id=str(e.agent_id))
 
 
-def closed(e: Any, rows: Rows) -> None:
+def closed(e: ev.Closed, rows: Rows) -> None:
     rows.update(CONVERSATIONS, _id(e), status=Status.CLOSED.value, assignee_id=None)
 
 
-def reopened(e: Any, rows: Rows) -> None:
+def reopened(e: ev.Reopened, rows: Rows) -> None:
     conversation = rows.get(CONVERSATIONS, _id(e))
     assert conversation is not None
     rows.update(CONVERSATIONS, _id(e), status=Status.QUEUED.value if conversation["rule_id"] else Status.UNROUTED.value)
 
 
-def quarantined(e: Any, rows: Rows) -> None:
+def quarantined(e: QuarantinedMessage.Quarantined, rows: Rows) -> None:
     rows.put(QUARANTINE, {
         "id": _id(e), "mailbox_id": str(e.mailbox_id), "source": e.source, "reason": e.reason,
         "size": e.size, "raw_blob": e.raw_blob, "received_at": _at(e)})
@@ -125,13 +127,13 @@ def quarantined(e: Any, rows: Rows) -> None:
 class Conversations(View):
     name = "conversations"
     tables = (CONVERSATIONS, CONVERSATION_GROUPS, MESSAGES, ASSIGNMENTS, QUARANTINE)
-    handlers: dict[str, Handler] = {
-        "mailroom:Conversation.Opened": opened,
-        "mailroom:Conversation.MessageReceived": message_received,
-        "mailroom:Conversation.Routed": routed,
-        "mailroom:Conversation.Queued": queued,
-        "mailroom:Conversation.Assigned": assigned,
-        "mailroom:Conversation.Closed": closed,
-        "mailroom:Conversation.Reopened": reopened,
-        "mailroom:QuarantinedMessage.Quarantined": quarantined,
-    }
+    handlers = dispatch(
+        on(Conversation.Opened, opened),
+        on(Conversation.MessageReceived, message_received),
+        on(ev.ROUTED, routed),
+        on(ev.QUEUED, queued),
+        on(ev.ASSIGNED, assigned),
+        on(ev.CLOSED, closed),
+        on(ev.REOPENED, reopened),
+        on(QuarantinedMessage.Quarantined, quarantined),
+    )

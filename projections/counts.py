@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from domain import events as ev
+from domain.conversation import Conversation
 from domain.values import ConversationStatus as Status
 from projections.tables import Rows, Table
-from projections.view import Handler, View
+from projections.view import View, dispatch, on
 from projections.view import event_id as _id
 
 T, B = "TEXT", "BIGINT"
@@ -59,22 +61,22 @@ class Counts(View):
     tables = (COUNTED, COUNTS)
 
     def __init__(self) -> None:
-        self.handlers: dict[str, Handler] = {
-            "mailroom:Conversation.Opened": self.opened,
-            "mailroom:Conversation.Routed": self.routed,
-            "mailroom:Conversation.Queued": lambda e, rows: self.status(e, rows, Status.QUEUED.value),
-            "mailroom:Conversation.Assigned": lambda e, rows: self.status(e, rows, Status.OPEN.value),
-            "mailroom:Conversation.Closed": lambda e, rows: self.status(e, rows, Status.CLOSED.value),
-            "mailroom:Conversation.Reopened": self.reopened,
-        }
+        self.handlers = dispatch(
+            on(Conversation.Opened, self.opened),
+            on(ev.ROUTED, self.routed),
+            on(ev.QUEUED, lambda e, rows: self.status(e, rows, Status.QUEUED.value)),
+            on(ev.ASSIGNED, lambda e, rows: self.status(e, rows, Status.OPEN.value)),
+            on(ev.CLOSED, lambda e, rows: self.status(e, rows, Status.CLOSED.value)),
+            on(ev.REOPENED, self.reopened),
+        )
 
-    def opened(self, e: Any, rows: Rows) -> None:
+    def opened(self, e: Conversation.Opened, rows: Rows) -> None:
         if rows.get(COUNTED, _id(e)) is not None:
             return
         rows.put(COUNTED, {"conversation_id": _id(e), "status": Status.UNROUTED.value, "routed": 0, "group_ids": "[]"})
         _bump(rows, scopes(Status.UNROUTED.value, []), +1)
 
-    def routed(self, e: Any, rows: Rows) -> None:
+    def routed(self, e: ev.Routed, rows: Rows) -> None:
         row = rows.get(COUNTED, _id(e))
         if row is None:
             return
@@ -86,12 +88,12 @@ class Counts(View):
         row.update(routed=1, group_ids=json.dumps(after))
         rows.put(COUNTED, row)
 
-    def reopened(self, e: Any, rows: Rows) -> None:
+    def reopened(self, e: ev.Reopened, rows: Rows) -> None:
         row = rows.get(COUNTED, _id(e))
         if row is not None:
             self.status(e, rows, Status.QUEUED.value if row["routed"] else Status.UNROUTED.value)
 
-    def status(self, e: Any, rows: Rows, status: str) -> None:
+    def status(self, e: ev.Event, rows: Rows, status: str) -> None:
         row = rows.get(COUNTED, _id(e))
         if row is None or row["status"] == status:
             return

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
 
-from domain.mailbox import DEFAULT_FOLDERS
-from domain.routing import RuleSpec
+from domain import events as ev
+from domain.agents import Agent, AgentGroup
+from domain.customers import Account, Contact
+from domain.mailbox import DEFAULT_FOLDERS, Mailbox
+from domain.routing import RoutingRule, RuleSpec
 from projections.tables import Rows, Table
-from projections.view import Handler, View, to_json
+from projections.view import On, View, dispatch, on, to_json
 from projections.view import event_id as _id
 from projections.view import event_time as _at
 
@@ -40,13 +45,13 @@ CONTACTS = Table("rm_contacts", {
     "id": T, "email": T, "name": T, "account_id": T, "owner_id": T}, ("id",), (("account_id",),))
 
 
-def _opt(value: Any) -> str | None:
+def _opt(value: UUID | None) -> str | None:
     return None if value is None else str(value)
 
 
 # ----------------------------------------------------------------- mailboxes
 
-def mailbox_bound(e: Any, rows: Rows) -> None:
+def mailbox_bound(e: Mailbox.Bound, rows: Rows) -> None:
     rows.put(MAILBOXES, {
         "id": _id(e), "address": e.address, "display_name": e.display_name,
         "protocol": e.protocol.value, "incoming": to_json(e.incoming), "outgoing": to_json(e.outgoing),
@@ -54,29 +59,29 @@ def mailbox_bound(e: Any, rows: Rows) -> None:
         "folders": to_json(list(DEFAULT_FOLDERS)), "created_at": _at(e)})
 
 
-def mailbox_settings(e: Any, rows: Rows) -> None:
+def mailbox_settings(e: ev.MailboxSettingsChanged, rows: Rows) -> None:
     rows.update(MAILBOXES, _id(e), display_name=e.display_name, protocol=e.protocol.value,
                 incoming=to_json(e.incoming), outgoing=to_json(e.outgoing))
 
 
-def mailbox_reply(e: Any, rows: Rows) -> None:
+def mailbox_reply(e: ev.MailboxReplySettingsChanged, rows: Rows) -> None:
     rows.update(MAILBOXES, _id(e), subject_template=e.subject_template, footer=e.footer)
 
 
 # ----------------------------------------------------------------- agents and groups
 
-def agent_created(e: Any, rows: Rows) -> None:
+def agent_created(e: Agent.Created, rows: Rows) -> None:
     rows.put(AGENTS, {"id": _id(e), "name": e.name, "email": e.email, "status": e.status.value,
                       "capacity": e.capacity, "created_at": _at(e)})
 
 
-def group_created(e: Any, rows: Rows) -> None:
+def group_created(e: AgentGroup.Created, rows: Rows) -> None:
     rows.put(GROUPS, {"id": _id(e), "name": e.name, "member_ids": to_json([]), "joined": 0,
                       "created_at": _at(e)})
     _join(rows, _id(e), e.member_ids)
 
 
-def _join(rows: Rows, group_id: str, agent_ids: list[Any]) -> None:
+def _join(rows: Rows, group_id: str, agent_ids: list[UUID]) -> None:
     group = rows.get(GROUPS, group_id)
     assert group is not None
     members = [*_load(group["member_ids"]), *map(str, agent_ids)]
@@ -86,7 +91,7 @@ def _join(rows: Rows, group_id: str, agent_ids: list[Any]) -> None:
     rows.update(GROUPS, group_id, member_ids=to_json(members), joined=group["joined"] + len(agent_ids))
 
 
-def members_removed(e: Any, rows: Rows) -> None:
+def members_removed(e: ev.MembersChanged, rows: Rows) -> None:
     group = rows.get(GROUPS, _id(e))
     assert group is not None
     leaving = set(map(str, e.agent_ids))
@@ -96,7 +101,7 @@ def members_removed(e: Any, rows: Rows) -> None:
     rows.update(GROUPS, _id(e), member_ids=to_json(members))
 
 
-def group_deleted(e: Any, rows: Rows) -> None:
+def group_deleted(e: ev.Event, rows: Rows) -> None:
     group = rows.get(GROUPS, _id(e))
     assert group is not None
     for agent_id in _load(group["member_ids"]):
@@ -110,7 +115,7 @@ def _load(text: str | None) -> list[Any]:
 
 # ----------------------------------------------------------------- routing rules
 
-def rule_written(e: Any, rows: Rows) -> None:
+def rule_written(e: ev.RuleChanged, rows: Rows) -> None:
     spec: RuleSpec = e.spec
     rule_id = _id(e)
     old = rows.get(RULES, rule_id)
@@ -136,67 +141,77 @@ def _unlink_rule(rows: Rows, old: dict[str, Any] | None) -> None:
         rows.delete(RULE_GROUPS, old["id"], group_id)
 
 
-def rule_deleted(e: Any, rows: Rows) -> None:
+def rule_deleted(e: ev.Event, rows: Rows) -> None:
     _unlink_rule(rows, rows.get(RULES, _id(e)))
     rows.delete(RULES, _id(e))
 
 
 # ----------------------------------------------------------------- customers
 
-def account_written(e: Any, rows: Rows) -> None:
+def account_created(e: Account.Created, rows: Rows) -> None:
+    account_written(e, rows, e.owner_id)
+
+
+def account_updated(e: ev.AccountUpdated, rows: Rows) -> None:
+    account_written(e, rows, None)
+
+
+def account_written(e: ev.AccountUpdated, rows: Rows, owner_id: UUID | None) -> None:
+    """The account's row and domains; its owner only when the row is new (OwnerChanged sets it)."""
     old = rows.get(ACCOUNTS, _id(e))
     for domain in _load(old["domains"]) if old else []:
         rows.delete(ACCOUNT_DOMAINS, domain, _id(e))
     for domain in e.domains:
         rows.put(ACCOUNT_DOMAINS, {"domain": domain, "account_id": _id(e)})
-    owner = old["owner_id"] if old else _opt(getattr(e, "owner_id", None))
+    owner = old["owner_id"] if old else _opt(owner_id)
     rows.put(ACCOUNTS, {"id": _id(e), "name": e.name, "domains": to_json(e.domains),
                         "owner_id": owner, "created_at": old["created_at"] if old else _at(e)})
 
 
-def contact_created(e: Any, rows: Rows) -> None:
+def contact_created(e: Contact.Created, rows: Rows) -> None:
     rows.put(CONTACTS, {"id": _id(e), "email": e.email, "name": e.name,
                         "account_id": _opt(e.account_id), "owner_id": _opt(e.owner_id)})
 
 
-def _set(table: Table, **columns: Any) -> Handler:
-    """A handler copying event attributes (or constants) into columns of the event's row."""
-    def handler(e: Any, rows: Rows) -> None:
-        rows.update(table, _id(e), **{
-            column: (source(e) if callable(source) else source) for column, source in columns.items()})
-    return handler
+EV = TypeVar("EV", bound=ev.Event)
+
+
+def _set(event_class: type[EV], table: Table, columns: Callable[[EV], dict[str, Any]]) -> On:
+    """The handler copying what `columns` makes of an event into columns of the event's row."""
+    def handler(e: EV, rows: Rows) -> None:
+        rows.update(table, _id(e), **columns(e))
+    return on(event_class, handler)
 
 
 class Directory(View):
     name = "directory"
     tables = (MAILBOXES, AGENTS, GROUPS, MEMBERS, RULES, RULE_MAILBOXES, RULE_GROUPS,
               ACCOUNTS, ACCOUNT_DOMAINS, CONTACTS)
-    handlers: dict[str, Handler] = {
-        "mailroom:Mailbox.Bound": mailbox_bound,
-        "mailroom:Mailbox.SettingsChanged": mailbox_settings,
-        "mailroom:Mailbox.ReplySettingsChanged": mailbox_reply,
-        "mailroom:Mailbox.Disabled": _set(MAILBOXES, enabled=0),
-        "mailroom:Mailbox.Enabled": _set(MAILBOXES, enabled=1),
-        "mailroom:Mailbox.FoldersChanged": _set(MAILBOXES, folders=lambda e: to_json(e.folders)),
-        "mailroom:Mailbox.SyncFailed": _set(MAILBOXES, failing=1, last_error=lambda e: e.error),
-        "mailroom:Mailbox.SyncRecovered": _set(MAILBOXES, failing=0, last_error=None),
-        "mailroom:Mailbox.Deleted": lambda e, rows: rows.delete(MAILBOXES, _id(e)),
-        "mailroom:Agent.Created": agent_created,
-        "mailroom:Agent.Edited": _set(AGENTS, name=lambda e: e.name, email=lambda e: e.email),
-        "mailroom:Agent.StatusChanged": _set(AGENTS, status=lambda e: e.status.value),
-        "mailroom:Agent.CapacityChanged": _set(AGENTS, capacity=lambda e: e.capacity),
-        "mailroom:AgentGroup.Created": group_created,
-        "mailroom:AgentGroup.MembersAdded": lambda e, rows: _join(rows, _id(e), e.agent_ids),
-        "mailroom:AgentGroup.MembersRemoved": members_removed,
-        "mailroom:AgentGroup.Deleted": group_deleted,
-        "mailroom:RoutingRule.Created": rule_written,
-        "mailroom:RoutingRule.Changed": rule_written,
-        "mailroom:RoutingRule.Deleted": rule_deleted,
-        "mailroom:Account.Created": account_written,
-        "mailroom:Account.Updated": account_written,
-        "mailroom:Account.OwnerChanged": _set(ACCOUNTS, owner_id=lambda e: _opt(e.owner_id)),
-        "mailroom:Contact.Created": contact_created,
-        "mailroom:Contact.Updated": _set(CONTACTS, name=lambda e: e.name, account_id=lambda e: _opt(e.account_id)),
-        "mailroom:Contact.OwnerChanged": _set(CONTACTS, owner_id=lambda e: _opt(e.owner_id)),
-    }
-
+    handlers = dispatch(
+        on(Mailbox.Bound, mailbox_bound),
+        on(ev.MAILBOX_SETTINGS_CHANGED, mailbox_settings),
+        on(ev.MAILBOX_REPLY_SETTINGS_CHANGED, mailbox_reply),
+        _set(ev.MAILBOX_DISABLED, MAILBOXES, lambda e: {"enabled": 0}),
+        _set(ev.MAILBOX_ENABLED, MAILBOXES, lambda e: {"enabled": 1}),
+        _set(ev.MAILBOX_FOLDERS_CHANGED, MAILBOXES, lambda e: {"folders": to_json(e.folders)}),
+        _set(ev.MAILBOX_SYNC_FAILED, MAILBOXES, lambda e: {"failing": 1, "last_error": e.error}),
+        _set(ev.MAILBOX_SYNC_RECOVERED, MAILBOXES, lambda e: {"failing": 0, "last_error": None}),
+        on(ev.MAILBOX_DELETED, lambda e, rows: rows.delete(MAILBOXES, _id(e))),
+        on(Agent.Created, agent_created),
+        _set(ev.AGENT_EDITED, AGENTS, lambda e: {"name": e.name, "email": e.email}),
+        _set(ev.AGENT_STATUS_CHANGED, AGENTS, lambda e: {"status": e.status.value}),
+        _set(ev.AGENT_CAPACITY_CHANGED, AGENTS, lambda e: {"capacity": e.capacity}),
+        on(AgentGroup.Created, group_created),
+        on(ev.MEMBERS_ADDED, lambda e, rows: _join(rows, _id(e), e.agent_ids)),
+        on(ev.MEMBERS_REMOVED, members_removed),
+        on(ev.GROUP_DELETED, group_deleted),
+        on(RoutingRule.Created, rule_written),
+        on(ev.RULE_CHANGED, rule_written),
+        on(ev.RULE_DELETED, rule_deleted),
+        on(Account.Created, account_created),
+        on(ev.ACCOUNT_UPDATED, account_updated),
+        _set(ev.ACCOUNT_OWNER_CHANGED, ACCOUNTS, lambda e: {"owner_id": _opt(e.owner_id)}),
+        on(Contact.Created, contact_created),
+        _set(ev.CONTACT_UPDATED, CONTACTS, lambda e: {"name": e.name, "account_id": _opt(e.account_id)}),
+        _set(ev.CONTACT_OWNER_CHANGED, CONTACTS, lambda e: {"owner_id": _opt(e.owner_id)}),
+    )

@@ -3,11 +3,13 @@ MAILROOM_TIMEZONE), the customer's last handler, and each rule's round-robin cur
 
 from __future__ import annotations
 
-from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from domain import events as ev
+from domain.conversation import Conversation
 from projections.tables import Rows, Table
-from projections.view import Handler, View
+from projections.view import View, dispatch, on
 from projections.view import event_id as _id
 
 T, B = "TEXT", "BIGINT"
@@ -19,7 +21,7 @@ CURSORS = Table("rm_rule_cursors", {"rule_id": T, "agent_id": T}, ("rule_id",))
 CUSTOMERS = Table("rm_conversation_customers", {"conversation_id": T, "customer_email": T}, ("conversation_id",))
 
 
-def _bump(rows: Rows, agent_id: Any, delta: int, at: str | None = None) -> None:
+def _bump(rows: Rows, agent_id: UUID | None, delta: int, at: str | None = None) -> None:
     if agent_id is None:
         return
     row = rows.get(WORKLOAD, str(agent_id)) or {"agent_id": str(agent_id), "active": 0, "last_assigned_at": None}
@@ -36,16 +38,16 @@ class Workload(View):
     def __init__(self, zone: str = "UTC") -> None:
         self.zone = ZoneInfo(zone)
         self.version = f"1:{zone}"  # another time zone means other daily totals: replay
-        self.handlers: dict[str, Handler] = {
-            "mailroom:Conversation.Opened": self.opened,
-            "mailroom:Conversation.Assigned": self.assigned,
-            "mailroom:Conversation.Closed": self.closed,
-        }
+        self.handlers = dispatch(
+            on(Conversation.Opened, self.opened),
+            on(ev.ASSIGNED, self.assigned),
+            on(ev.CLOSED, self.closed),
+        )
 
-    def opened(self, e: Any, rows: Rows) -> None:
+    def opened(self, e: Conversation.Opened, rows: Rows) -> None:
         rows.put(CUSTOMERS, {"conversation_id": _id(e), "customer_email": e.customer_email})
 
-    def assigned(self, e: Any, rows: Rows) -> None:
+    def assigned(self, e: ev.Assigned, rows: Rows) -> None:
         at = e.timestamp.isoformat()
         _bump(rows, e.previous_id, -1)
         _bump(rows, e.agent_id, +1, at)
@@ -57,8 +59,8 @@ class Workload(View):
         if customer is not None:
             rows.put(LAST_HANDLER, {"customer_email": customer["customer_email"], "agent_id": str(e.agent_id),
                                     "at": at})
-        if getattr(e, "rule_id", None) is not None:
+        if e.rule_id is not None:
             rows.put(CURSORS, {"rule_id": str(e.rule_id), "agent_id": str(e.agent_id)})
 
-    def closed(self, e: Any, rows: Rows) -> None:
+    def closed(self, e: ev.Closed, rows: Rows) -> None:
         _bump(rows, e.assignee_id, -1)
