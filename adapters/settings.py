@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import ssl
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,6 +26,8 @@ class Settings(BaseSettings):
     poll_seconds: float = 60.0
     extra_ca_file: str | None = None
     dns_servers: str | None = None
+    allow_private_hosts: bool = False
+    seal_every: int = 10_000
 
     @field_validator("database_url")
     @classmethod
@@ -52,6 +56,11 @@ class Settings(BaseSettings):
     def _ca(cls, value: str | None) -> str | None:
         if value and not Path(value).is_file():
             raise ValueError(f"no such file {value!r}")
+        if value:
+            try:  # loaded the way adapters/mailserver.py loads it, so a bad file stops the start
+                ssl.create_default_context().load_verify_locations(cafile=value)
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise ValueError(f"{value!r} is not a readable PEM file of CA certificates ({exc})") from None
         return value or None
 
     @field_validator("admin_token")
@@ -78,9 +87,58 @@ class Settings(BaseSettings):
                 raise ValueError(f"bad port in {server.strip()!r}")
         return value or None
 
+    @field_validator("seal_every")
+    @classmethod
+    def _seal(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be 0 (seal only by command) or a positive number of events")
+        return value
+
     @property
     def is_postgres(self) -> bool:
-        return self.database_url.startswith("postgresql")
+        return "POSTGRES_DBNAME" in parse_database_url(self.database_url)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, or None with PostgreSQL."""
+        path = parse_database_url(self.database_url).get("SQLITE_DBNAME")
+        return Path(path).expanduser() if path is not None else None
+
+
+def check_sqlite_path(path: Path) -> None:
+    """The database file can be opened or created there: checked without creating anything."""
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a directory")
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise ValueError(f"{str(path)!r} is not readable and writable")
+        with path.open("rb") as handle:
+            header = handle.read(16)
+        if header and header != b"SQLite format 3\x00":
+            raise ValueError(f"{str(path)!r} is not an SQLite database")
+        return
+    ancestor = path.resolve().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{str(ancestor)!r} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot create the database in {str(ancestor)!r}")
+
+
+def check_key_file(database: Path) -> None:
+    """With SQLite and no MAILROOM_SECRET_KEY, an existing key file beside the database must hold a key."""
+    key = Path(str(database) + ".key")
+    if not key.exists():
+        return
+    try:
+        content = key.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"MAILROOM_SECRET_KEY: unset, and the key file {str(key)!r} cannot be read "
+                            f"({exc})") from None
+    if len(content) < 16:
+        raise SettingsError(f"MAILROOM_SECRET_KEY: unset, and the key file {str(key)!r} holds no key "
+                            "(16+ characters)")
 
 
 def parse_database_url(url: str) -> dict[str, str]:
@@ -115,7 +173,9 @@ def parse_database_url(url: str) -> dict[str, str]:
 
 
 def load_settings() -> Settings:
-    """Settings from the environment, or SettingsError with one line naming the variable."""
+    """Settings from the environment, or SettingsError with one line naming the variable.
+
+    Everything is checked here, before any database, table or key file is touched."""
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -125,4 +185,12 @@ def load_settings() -> Settings:
         raise SettingsError(f"{name}: {message}") from None
     if settings.is_postgres and settings.secret_key is None:
         raise SettingsError("MAILROOM_SECRET_KEY: required with a PostgreSQL database")
+    database = settings.sqlite_path
+    if database is not None:
+        try:
+            check_sqlite_path(database)
+        except (ValueError, OSError) as exc:
+            raise SettingsError(f"MAILROOM_DATABASE_URL: {exc}") from None
+        if settings.secret_key is None:
+            check_key_file(database)
     return settings

@@ -14,7 +14,7 @@ from adapters.event_index import StoredEventIndex
 from adapters.locks import MailboxLocks, PostgresLocks, SqliteLocks
 from adapters.recorders import POSTGRES_TOPIC, SQLITE_TOPIC
 from adapters.secrets import EncryptedSecretStore, key_file_secret
-from adapters.settings import Settings, parse_database_url
+from adapters.settings import Settings, SettingsError, parse_database_url
 from adapters.snapshots import FollowerSnapshots
 from adapters.syncstate import SyncState
 from api.processes.assigner import AssignerProcess
@@ -46,6 +46,8 @@ def real_login(settings: Settings) -> LoginVerifier:
 
 def bootstrap(settings: Settings, verify_login: LoginVerifier | None = None) -> Services:
     env = parse_database_url(settings.database_url)
+    if settings.secret_key is None and "SQLITE_DBNAME" not in env:  # before any table is created
+        raise SettingsError("MAILROOM_SECRET_KEY: required with a PostgreSQL database")
     # Recorders that commit a follower's position with its events (adapters/recorders.py).
     env["APPLICATION_RECORDER_TOPIC"] = SQLITE_TOPIC if "SQLITE_DBNAME" in env else POSTGRES_TOPIC
     if "SQLITE_DBNAME" in env:

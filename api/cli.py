@@ -21,6 +21,8 @@ def _services() -> Services:
         raise SystemExit(f"mailroom: {exc}") from None
     try:
         return bootstrap(settings)
+    except SettingsError as exc:
+        raise SystemExit(f"mailroom: {exc}") from None
     except Exception as exc:  # the database or key is unusable: say which variable to look at
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         variable = "MAILROOM_SECRET_KEY" if "secret" in first.lower() else "MAILROOM_DATABASE_URL"
