@@ -6,7 +6,7 @@ import ipaddress
 import re
 
 from domain.errors import Collector
-from domain.values import ServerSettings
+from domain.values import MailProtocol, ServerSettings, TransportSecurity
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _EMAIL = re.compile(rf"^[^@\s<>\"]+@{_LABEL}(?:\.{_LABEL})+$")
@@ -58,3 +58,30 @@ def check_server(errors: Collector, field: tuple[str, ...], settings: ServerSett
         errors.add((*field, "port"), f"port {settings.port} is out of range 1-65535")
     if not settings.username.strip() or any(ch in settings.username for ch in "\r\n\x00"):
         errors.add((*field, "username"), "must not be empty or contain line breaks")
+
+
+Connection = tuple[MailProtocol, ServerSettings | None, ServerSettings | None]  # protocol, incoming, outgoing
+
+
+def _endpoint(settings: ServerSettings | None) -> tuple[str, int, TransportSecurity] | None:
+    return None if settings is None else (settings.host.lower().rstrip("."), settings.port, settings.security)
+
+
+def check_destination(errors: Collector, password: object, old: Connection, new: Connection,
+                      given: tuple[object, object]) -> None:
+    """The stored password goes only to the servers it was given for: a new host, port,
+    security or protocol (incoming, or an outgoing server added or moved) needs the password in
+    the same request, and plaintext (NONE) for a new destination must be chosen in it too,
+    never inherited from the stored settings."""
+    moved_in = (old[0], _endpoint(old[1])) != (new[0], _endpoint(new[1]))
+    moved_out = new[2] is not None and _endpoint(old[2]) != _endpoint(new[2])
+    if (moved_in or moved_out) and not isinstance(password, str):
+        errors.add(("input", "password"), "is required again when the server, port, security or "
+                   "protocol changes: the stored password is only sent where it was given for",
+                   "PASSWORD_REQUIRED")
+    for moved, settings, sent, name in ((moved_in, new[1], given[0], "incoming"),
+                                        (moved_out, new[2], given[1], "outgoing")):
+        if moved and settings is not None and settings.security is TransportSecurity.NONE \
+                and not isinstance(sent, ServerSettings):
+            errors.add(("input", name, "security"), "plaintext (NONE) for a new server must be "
+                       "chosen explicitly in the same request")

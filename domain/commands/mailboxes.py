@@ -11,7 +11,7 @@ from domain.commands.base import KEEP, Base, Conflict, Keep, Written, retrying
 from domain.errors import Collector, Problem, Rejected, invalid
 from domain.mailbox import SUBJECT_PLACEHOLDERS, Mailbox
 from domain.ports import LoginRefused
-from domain.validation import check_email, check_name, check_server, normalise_email
+from domain.validation import check_destination, check_email, check_name, check_server, normalise_email
 from domain.values import MailProtocol, ServerSettings
 
 ADDRESS_CLAIM = "mailbox-address"
@@ -135,6 +135,8 @@ class MailboxCommands(Base):
             check_server(errors, ("input", "outgoing"), new_out)
         if isinstance(password, str) and not password:
             errors.add(("input", "password"), "must not be empty")
+        check_destination(errors, password, (mailbox.protocol, mailbox.incoming, mailbox.outgoing),
+                          (new_protocol, new_in, new_out), (incoming, outgoing))
         errors.raise_if_any()
         connection_changed = (new_protocol, new_in) != (mailbox.protocol, mailbox.incoming)
         if connection_changed or isinstance(password, str):

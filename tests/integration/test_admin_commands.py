@@ -254,7 +254,7 @@ def test_password_change_is_verified_and_a_refused_one_keeps_the_stored_secret(
     assert server.logins[-1][2] == "new-password-77"
 
 
-def test_connection_change_is_verified_with_the_stored_password(
+def test_connection_change_is_verified_with_the_password_given_again(
     make_services: Callable[..., Services],
 ) -> None:
     server = Accepting(GOOD_PASSWORD)
@@ -262,7 +262,7 @@ def test_connection_change_is_verified_with_the_stored_password(
     mailbox_id = bind(services, "help@example.com")
     moved = ServerSettings("mail.example.com", 143, TransportSecurity.STARTTLS, "")
 
-    done(services, services.app.update_mailbox(mailbox_id, incoming=moved))
+    done(services, services.app.update_mailbox(mailbox_id, incoming=moved, password=GOOD_PASSWORD))
 
     assert server.logins[-1][1:] == (
         ServerSettings("mail.example.com", 143, TransportSecurity.STARTTLS, "help@example.com"),

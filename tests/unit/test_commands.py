@@ -289,9 +289,23 @@ def test_update_mailbox_with_nothing_given_writes_nothing(app: Mailroom) -> None
     assert log_end(app) == before
 
 
-def test_update_mailbox_connection_change_is_verified_with_the_stored_password(app: Mailroom) -> None:
+def test_update_mailbox_new_user_name_on_the_same_server_is_verified_with_the_stored_password(
+    app: Mailroom,
+) -> None:
     mailbox_id = bind(app)
-    app.update_mailbox(mailbox_id, incoming=imap(port=143))
+    app.update_mailbox(mailbox_id, incoming=imap(username="support"))
+    _protocol, settings, password = login(app).calls[-1]
+    assert (settings.port, settings.username, password) == (993, "support", GOOD)
+    assert app.repository.get(mailbox_id).incoming.username == "support"
+
+
+def test_update_mailbox_new_server_needs_the_password_and_is_verified_with_it(app: Mailroom) -> None:
+    mailbox_id = bind(app)
+    calls = len(login(app).calls)
+    problems = refused(app.update_mailbox, mailbox_id, incoming=imap(port=143))
+    assert codes(problems) == [(("input", "password"), "PASSWORD_REQUIRED")]
+    assert len(login(app).calls) == calls  # nothing was sent anywhere
+    app.update_mailbox(mailbox_id, incoming=imap(port=143), password=GOOD)
     _protocol, settings, password = login(app).calls[-1]
     assert (settings.port, settings.username, password) == (143, "support@example.com", GOOD)
     assert app.repository.get(mailbox_id).incoming.port == 143
@@ -314,8 +328,8 @@ def test_update_mailbox_password_is_replaced_by_a_new_secret(app: Mailroom) -> N
     assert new_ref != old_ref
     assert secrets(app).get(new_ref) == "rotated-password"
     assert [c[2] for c in login(app).calls] == ["rotated-password"]  # the new password was tried
-    # Later connection changes are verified with the new password.
-    app.update_mailbox(mailbox_id, incoming=imap(port=143))
+    # Later changes of the user name are verified with the new password.
+    app.update_mailbox(mailbox_id, incoming=imap(username="support"))
     assert login(app).calls[-1][2] == "rotated-password"
 
 
