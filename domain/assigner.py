@@ -173,6 +173,7 @@ class Assigner:
         self.replaying = False  # rebuilding: recorded decisions are applied, none are made
         self._rules_in: dict[UUID, list[RuleEntry]] = {}  # mailbox -> enabled rules covering it (a cache)
         self._seq = 0  # queue order across the group sets of `state.queued_in`
+        self._ids: dict[UUID, UUID] = {}  # agent id -> the one object the state keeps for it
 
     # ------------------------------------------------------------------ the fold
 
@@ -220,7 +221,8 @@ class Assigner:
             s.cursor[rule_id] = agent_id
         live = s.conversations.get(conversation_id)
         if live is not None and live.customer_email:
-            s.last_handler[live.customer_email] = agent_id
+            # the agents' own id objects (see _restored): not one per event
+            s.last_handler[live.customer_email] = self._ids.setdefault(agent_id, agent_id)
 
     def _remember(self, conversation_id: UUID, arrived: Arrived) -> None:
         if conversation_id not in self.state.conversations:
@@ -510,13 +512,21 @@ class Assigner:
         s.contact_account = {email: _uuid(o) for email, o in data["contact_account"]}
         s.contact_emails = {UUID(c): email for c, email in data["contact_emails"]}
         s.account_owner = {UUID(c): _uuid(o) for c, o in data["account_owner"]}
-        s.last_handler = {email: UUID(agent) for email, agent in data["last_handler"]}
-        s.cursor = {UUID(r): UUID(agent) for r, agent in data["cursor"]}
+        # One UUID object per agent, shared by every entry naming it: the last handlers are one
+        # per customer ever served, and a UUID each would make the state grow with history.
+        a._ids = {i: i for i in s.agents}
+        agent_ids = {str(i): i for i in s.agents}
+
+        def agent(text: str) -> UUID:
+            return agent_ids.get(text) or UUID(text)
+
+        s.last_handler = {email: agent(a) for email, a in data["last_handler"]}
+        s.cursor = {UUID(r): agent(a) for r, a in data["cursor"]}
         s.conversations = {UUID(c): _Conversation(email, _uuid(m), _uuid(r))
                            for c, email, m, r in data["conversations"]}
         s.queued = {UUID(c): _Waiting(UUID(r), specs[spec], email) for c, r, spec, email in data["queued"]}
         a._index_queue()
-        s.assignee = {UUID(c): UUID(agent) for c, agent in data["assignee"]}
+        s.assignee = {UUID(c): agent(a) for c, a in data["assignee"]}
         for account_id, domains in data["account_domains"]:
             a._set_account_domains(UUID(account_id), list(domains))
         for conversation_id, position in data["unrouted"]:
