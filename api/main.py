@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response, WebSocketException, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import HTTPConnection
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
@@ -38,8 +39,12 @@ def create_app(services: Services, run_workers: bool = True) -> FastAPI:
     # No /docs, /redoc or /openapi.json: the API is GraphQL (schema by introspection, GraphiQL).
     app = FastAPI(title="mailroom", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
-    async def context(request: Request) -> Context:
-        return Context(services=services, principal=await authenticate(services, request))
+    async def context(connection: HTTPConnection) -> Context:
+        if not isinstance(connection, Request):
+            # A WebSocket (subscriptions): not served yet, so refused before the upgrade is accepted
+            # (the client sees HTTP 403). Serving them needs their own authentication first.
+            raise WebSocketException(code=status.WS_1008_POLICY_VIOLATION, reason="subscriptions are not served")
+        return Context(services=services, principal=await authenticate(services, connection))
 
     graphql = GraphQLRouter(
         schema, context_getter=context, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,)

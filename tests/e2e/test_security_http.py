@@ -205,3 +205,34 @@ def test_metrics_label_mailboxes_by_id_never_by_address(server: Server, dovecot:
     quarantined = {s.labels["mailbox_id"]: s.value for s in families["mailroom_messages_quarantined"].samples
                    if s.name == "mailroom_messages_quarantined_total"}
     assert quarantined.get(box.id) == 1
+
+
+# ------------------------------------------------------------------------------- WebSocket
+
+
+def websocket_refusal(url: str, **options: object) -> int:
+    """Open a WebSocket with the real `websockets` client; the HTTP status of the refused handshake."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    try:
+        with connect(url, open_timeout=10, **options) as ws:  # type: ignore[arg-type]
+            ws.close()
+    except InvalidStatus as refused:
+        return int(refused.response.status_code)
+    raise AssertionError("the WebSocket upgrade was accepted")
+
+
+@pytest.mark.parametrize("subprotocols", [["graphql-transport-ws"], ["graphql-ws"], None])
+@pytest.mark.parametrize("token", [ADMIN_TOKEN, None])
+def test_websocket_upgrade_is_refused_cleanly_before_accept(server: Server, subprotocols: list[str] | None,
+                                                            token: str | None) -> None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    before = server.log().count("Traceback")
+
+    status = websocket_refusal(f"ws://127.0.0.1:{server.port}/graphql", subprotocols=subprotocols,
+                               additional_headers=headers)
+
+    assert status == 403  # refused before accept; was 500 (the context had no request)
+    assert server.log().count("Traceback") == before
+    assert server.client.get(f"{server.url}/healthz").status_code == 200
