@@ -15,6 +15,7 @@ from strawberry.tools import merge_types
 
 from api.graphql.assignment import AssignmentMutations, AssignmentQuery
 from api.graphql.conversations import ConversationQuery
+from api.graphql.executor import FastExecutor
 from api.graphql.mutations_admin import AdminMutations
 from api.graphql.mutations_mailboxes import MailboxMutations
 from api.graphql.query import Query as AdminQuery
@@ -32,6 +33,7 @@ CACHED_DOCUMENTS = 256  # distinct query texts kept parsed and validated (LRU)
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
+    execution_context_class=FastExecutor,  # attribute-only fields without graphql-core's full path per field
     extensions=[
         lambda: MaxTokensLimiter(max_token_count=5000),
         lambda: AddValidationRules(list(LIMITS)),
