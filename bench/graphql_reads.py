@@ -9,14 +9,15 @@ rm_daily_totals, and the maintained counts when that view exists): one to three 
 80% CLOSED, 12% OPEN, 5% QUEUED, 3% UNROUTED, one every 30 s. The list is grown in place: to
 10k, measured, to 100k, measured.
 
-Measured: the app served in-process (create_app, no workers) through httpx's ASGI transport;
-per query, 20 warm-up requests, then --rounds rounds of --requests sequential requests, each
-timed from send to parsed answer (authentication included); the round with the lowest p99
-counts (a busy machine spoils single rounds). `SQL/req` counts the statements each request ran;
-`CPU/req` is this process's CPU time per request (all threads), which a busy machine inflates
-less than the wall-clock percentiles. The p99 is mostly Python's full garbage collections, which
-scan every object of the process (about 110k here, ~90 ms each on a busy 2-core machine, every
-15 requests or so); --freeze calls gc.freeze() first, as a server can once started.
+Measured: the app served in-process (create_app, no workers, its lifespan run as a server runs
+it: the views' followers, and the collector settled as api/main.py does) through httpx's ASGI
+transport; per query, 20 warm-up requests, then --rounds rounds of --requests sequential
+requests, each timed from send to parsed answer (authentication included); the round with the
+lowest p99 counts (a busy machine spoils single rounds). `SQL/req` counts the statements each
+request ran; `CPU/req` is this process's CPU time per request (all threads), which a busy machine
+inflates less than the wall-clock percentiles; `GC/req` the time in Python's garbage collector
+per request and `GC max` its longest pause in that round (before api/main.py froze the start-up
+objects, full collections scanned ~110k objects, ~90 ms each, every 15 requests or so).
 
     conversations   conversations(first: 50) { totalCount pageInfo edges { node { id subject status
                     customerEmail lastMessageAt assignee { name } groups { name } mailbox { address }
@@ -30,7 +31,7 @@ Goals: p99 < 50 ms at 100k for the conversation queries, at most 1.2x their p99 
 agentWorkloads and dailyTotals p99 < 50 ms.
 
     .venv/bin/python -m bench.graphql_reads [--sizes 10000,100000] [--requests 200] [--rounds 3]
-        [--backend sqlite|postgres|both] [--freeze] [--profile]
+        [--backend sqlite|postgres|both] [--profile]
 """
 
 from __future__ import annotations
@@ -277,11 +278,36 @@ class Result:
     statements: float
     answer_rows: int
     cpu_ms: float  # this process's CPU time per request, all threads: less sensitive to a busy machine
+    gc_ms: float  # time in the garbage collector per request
+    gc_max_ms: float  # its longest pause in the round
     rounds_p99: list[float] = field(default_factory=list)
 
     def pct(self, q: float) -> float:
         ordered = sorted(self.times_ms)
         return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class CollectorClock:
+    """Time spent in Python's garbage collector (gc.callbacks), and its longest pause."""
+
+    def __init__(self) -> None:
+        self.total = self.longest = 0.0
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            took = (time.perf_counter() - self._began) * 1000
+            self.total += took
+            self.longest = max(self.longest, took)
+
+    def __enter__(self) -> CollectorClock:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
 
 
 class StatementCounter:
@@ -328,14 +354,11 @@ def _rows(data: dict[str, Any]) -> int:
     return len(value["edges"]) if isinstance(value, dict) else len(value)
 
 
-async def _measure(desk: Desk, backend: str, requests: int, rounds: int, profile: bool,
-                   freeze: bool) -> tuple[list[Result], str]:
+async def _measure(desk: Desk, backend: str, requests: int, rounds: int, profile: bool) -> tuple[list[Result], str]:
     app = create_app(desk.services, run_workers=False)
     results, report = [], ""
-    if freeze:  # what a server can do once started: its modules and wiring leave the collector's scans
-        gc.collect()
-        gc.freeze()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
+    async with (app.router.lifespan_context(app),  # as served: followers running, collector settled
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client):
 
         async def ask(token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
             response = await client.post("/graphql", json={"query": query, "variables": variables},
@@ -357,12 +380,14 @@ async def _measure(desk: Desk, backend: str, requests: int, rounds: int, profile
             for _ in range(rounds):
                 times = []
                 cpu = time.process_time()
-                for _ in range(requests):
-                    began = time.perf_counter()
-                    await ask(token, query, variables)
-                    times.append((time.perf_counter() - began) * 1000)
+                with CollectorClock() as collector:
+                    for _ in range(requests):
+                        began = time.perf_counter()
+                        await ask(token, query, variables)
+                        times.append((time.perf_counter() - began) * 1000)
                 cpu_ms = (time.process_time() - cpu) * 1000 / requests
-                tried.append(Result(backend, desk.seeded, name, times, counter.count, _rows(data), cpu_ms))
+                tried.append(Result(backend, desk.seeded, name, times, counter.count, _rows(data), cpu_ms,
+                                    collector.total / requests, collector.longest))
             best = min(tried, key=lambda r: r.pct(0.99))
             best.rounds_p99 = [r.pct(0.99) for r in tried]
             results.append(best)
@@ -382,8 +407,8 @@ async def _measure(desk: Desk, backend: str, requests: int, rounds: int, profile
     return results, report
 
 
-def run_backend(backend: str, sizes: list[int], requests: int, rounds: int, profile: bool,
-                freeze: bool) -> tuple[list[Result], list[str]]:
+def run_backend(backend: str, sizes: list[int], requests: int, rounds: int,
+                profile: bool) -> tuple[list[Result], list[str]]:
     results: list[Result] = []
     reports: list[str] = []
     with fresh_database(backend) as url:
@@ -401,7 +426,7 @@ def run_backend(backend: str, sizes: list[int], requests: int, rounds: int, prof
                         tx.execute("ANALYZE")
                 print(f"  {backend}: seeded to {size:,} in {time.perf_counter() - began:.1f} s "
                       f"({dict(desk.statuses)})", flush=True)
-                found, report = asyncio.run(_measure(desk, backend, requests, rounds, profile, freeze))
+                found, report = asyncio.run(_measure(desk, backend, requests, rounds, profile))
                 results += found
                 if report:
                     reports.append(report)
@@ -418,8 +443,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of --requests per query; the round with the lowest p99 is shown (default 3)")
     parser.add_argument("--profile", action="store_true", help="cProfile 50 conversation pages per size")
-    parser.add_argument("--freeze", action="store_true",
-                        help="gc.freeze() before measuring: full collections then skip the process's start-up objects")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     backends = BACKENDS if args.backend == "both" else (args.backend,)
@@ -427,12 +450,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: list[Result] = []
     reports: list[str] = []
     for backend in backends:
-        found, backend_reports = run_backend(backend, sizes, args.requests, args.rounds, args.profile, args.freeze)
+        found, backend_reports = run_backend(backend, sizes, args.requests, args.rounds, args.profile)
         results += found
         reports += backend_reports
     print(f"\ngraphql reads: {AGENTS:,} agents in {AGENTS // GROUP_SIZE} groups, {args.requests} sequential "
-          f"requests per round after 20 warm-up, best of {args.rounds} rounds by p99, in-process ASGI (ms)"
-          f"{', gc.freeze()' if args.freeze else ''}")
+          f"requests per round after 20 warm-up, best of {args.rounds} rounds by p99, in-process ASGI (ms)")
     out = []
     for r in results:
         first = next(x for x in results if x.backend == r.backend and x.query == r.query)
@@ -446,10 +468,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             goals.append(f"{'ok' if growth <= GOAL_GROWTH else 'OVER'} {GOAL_GROWTH}x")
         out.append([r.backend, f"{r.conversations:,}", r.query, r.answer_rows, f"{r.statements:.0f}",
                     f"{statistics.median(r.times_ms):.1f}", f"{r.pct(0.99):.1f}",
-                    " ".join(f"{p:.0f}" for p in r.rounds_p99), f"{r.cpu_ms:.1f}", f"{growth:.2f}x",
-                    " ".join(goals)])
+                    " ".join(f"{p:.0f}" for p in r.rounds_p99), f"{r.cpu_ms:.1f}", f"{r.gc_ms:.2f}",
+                    f"{r.gc_max_ms:.1f}", f"{growth:.2f}x", " ".join(goals)])
     print(table(["backend", "conversations", "query", "rows", "SQL/req", "p50", "p99", "p99 of rounds", "CPU/req",
-                 "p99 vs first", "goal"], out))
+                 "GC/req", "GC max", "p99 vs first", "goal"], out))
     print(f"total run {time.perf_counter() - began:.0f} s")
     for report in reports:
         print(f"\n{report}")
