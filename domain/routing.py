@@ -75,6 +75,8 @@ def _refusal(detail: str) -> str:
         return f"regex uses a backreference, {unsupported}"
     if detail == "invalid escape sequence: \\Z":
         return "regex does not compile: \\Z is not supported; use \\z for the end of the text"
+    if detail.startswith("invalid repetition size"):  # a count over 1000, or nested counts past it
+        return "regex is too complex: a repetition count (nested counts multiplied) is over 1000"
     if detail.startswith("pattern too large"):
         return f"regex is too complex: it needs more than {REGEX_MAX_MEM >> 20} MiB to compile"
     return f"regex does not compile (RE2 syntax): {detail}"

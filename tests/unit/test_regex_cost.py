@@ -83,4 +83,4 @@ def test_creating_a_rule_with_a_huge_pattern_is_a_user_error(
                                                      conditions=conditions))
 
     assert [(p.field, p.code) for p in problems] == [(("input", "conditions", "0", "value"), "INVALID")]
-    assert problems[0].message.startswith("regex ") and "repetition" in problems[0].message
+    assert problems[0].message.startswith("regex is too complex") and "repetition" in problems[0].message
