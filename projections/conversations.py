@@ -33,8 +33,10 @@ MESSAGES = Table("rm_messages", {
     "text": T, "text_blob": T, "headers_blob": T, "html_blob": T, "attachments": T, "markers": T,
     "delivery_status": T, "raw_blob": T, "size": B, "source": T, "received_at": T}, ("id",),
     (("conversation_id", "seq"),))
-CONVERSATION_GROUPS = Table("rm_conversation_groups", {"conversation_id": T, "group_id": T},
-                            ("conversation_id", "group_id"), (("group_id", "conversation_id"),))
+# sort_key is the conversation's (it never changes): a group's page is read newest first from
+# the index alone, however many conversations the group ever had.
+CONVERSATION_GROUPS = Table("rm_conversation_groups", {"conversation_id": T, "group_id": T, "sort_key": T},
+                            ("conversation_id", "group_id"), (("group_id", "sort_key", "conversation_id"),))
 ASSIGNMENTS = Table("rm_assignments", {
     "conversation_id": T, "seq": B, "agent_id": T, "strategy": T, "reason": T, "at": T, "decided_by": T},
     ("conversation_id", "seq"))
@@ -83,7 +85,8 @@ def routed(e: ev.Routed, rows: Rows) -> None:
     for group_id in json.loads(conversation["group_ids"] or "[]"):
         rows.delete(CONVERSATION_GROUPS, _id(e), group_id)
     for group_id in e.group_ids:
-        rows.put(CONVERSATION_GROUPS, {"conversation_id": _id(e), "group_id": str(group_id)})
+        rows.put(CONVERSATION_GROUPS, {"conversation_id": _id(e), "group_id": str(group_id),
+                                       "sort_key": conversation["sort_key"]})
     rows.update(CONVERSATIONS, _id(e), rule_id=str(e.rule_id), group_ids=to_json(e.group_ids))
 
 
@@ -126,6 +129,7 @@ def quarantined(e: QuarantinedMessage.Quarantined, rows: Rows) -> None:
 
 class Conversations(View):
     name = "conversations"
+    version = 2  # 2: rm_conversation_groups.sort_key
     tables = (CONVERSATIONS, CONVERSATION_GROUPS, MESSAGES, ASSIGNMENTS, QUARANTINE)
     handlers = dispatch(
         on(Conversation.Opened, opened),
