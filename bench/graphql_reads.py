@@ -202,7 +202,7 @@ class Desk:
                     "raw_blob": hashlib.sha256(mid.encode()).hexdigest(), "size": len(text) + 600,
                     "source": f"imap:INBOX:1:{i}.{seq}", "received_at": when})
             if routed:
-                groups.append({"conversation_id": cid, "group_id": group_id})
+                groups.append({"conversation_id": cid, "group_id": group_id, "sort_key": f"{at}|{cid}"})
                 assignments.append({"conversation_id": cid, "seq": 0, "agent_id": agent, "strategy": "LOAD_BALANCED",
                                     "reason": "LOAD_BALANCED: fewest active", "at": at, "decided_by": "assigner"})
             if agent is not None:

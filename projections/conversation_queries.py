@@ -21,6 +21,8 @@ from projections.driver import POSITIONS
 from projections.queries import any_of
 from projections.tables import Rows
 
+MERGED_GROUPS = 16  # a page limited to more groups than this is read the general way
+
 
 @dataclass(frozen=True)
 class ConversationFilter:
@@ -70,6 +72,8 @@ class ConversationQueries:
 
     def rows(self, f: ConversationFilter, first: int, after: str | None) -> tuple[list[Row], bool]:
         """Newest first; keyset pagination on (created_at, id): stable while new mail arrives."""
+        if f.group_ids and len(set(f.group_ids)) <= MERGED_GROUPS:
+            return self._group_rows(f, first, after)
         clauses, params = self._where(f)
         if after is not None:
             clauses.append("sort_key < ?")
@@ -77,6 +81,32 @@ class ConversationQueries:
         sql = (f"SELECT * FROM {c.CONVERSATIONS.name}" + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
                + " ORDER BY sort_key DESC LIMIT ?")
         rows = self.db.query(sql, [*params, first + 1])
+        return rows[:first], len(rows) > first
+
+    def _group_rows(self, f: ConversationFilter, first: int, after: str | None) -> tuple[list[Row], bool]:
+        """rows() limited to groups: each group's conversations read newest first through its
+        (group_id, sort_key) index, so that a page costs the same however many conversations the
+        group ever had; with several groups, each one's page, merged (a conversation routed to
+        two of them once)."""
+        assert f.group_ids
+        clauses, params = [], []
+        for column, value in (("status", f.status), ("assignee_id", f.assignee_id),
+                              ("mailbox_id", f.mailbox_id), ("customer_email", f.customer_email)):
+            if value is not None:
+                clauses.append(f" AND c.{column} = ?")
+                params.append(value)
+        if after is not None:
+            clauses.append(" AND g.sort_key < ?")
+            params.append(after)
+        one = (f"SELECT c.* FROM {c.CONVERSATION_GROUPS.name} g JOIN {c.CONVERSATIONS.name} c "
+               f"ON c.id = g.conversation_id WHERE g.group_id = ?{''.join(clauses)} ORDER BY g.sort_key DESC LIMIT ?")
+        groups = list(dict.fromkeys(f.group_ids))
+        if len(groups) == 1:
+            rows = self.db.query(one, [groups[0], *params, first + 1])
+        else:
+            sql = (" UNION ".join(f"SELECT * FROM ({one}) AS g{i}" for i in range(len(groups)))
+                   + " ORDER BY sort_key DESC LIMIT ?")
+            rows = self.db.query(sql, [*(v for g in groups for v in (g, *params, first + 1)), first + 1])
         return rows[:first], len(rows) > first
 
     @staticmethod
