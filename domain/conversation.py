@@ -106,9 +106,30 @@ class Conversation(Aggregate, created_event_name="Opened"):
         self.assignee_id = None
         self.decided_at = decided_at
 
-    @event("Assigned", topic="mailroom:Conversation.Assigned")
+    class Assigned(Aggregate.Event):
+        """An assignment: by the assigner (`decided_by` ASSIGNER, `decided_at` the trigger's log
+        position) or by hand (ADMIN, `decided_at` None). `override`: an admin assigned it to an
+        agent outside the conversation's groups, or while it had none, explicitly (issue 8).
+        v1 had no `override`: read as v2 with False (nobody could override then)."""
+
+        TOPIC = "mailroom:Conversation.Assigned"
+        class_version = 2
+        agent_id: UUID
+        previous_id: UUID | None
+        strategy: AssignmentStrategy | None
+        reason: str
+        decided_by: str
+        decided_at: int | None
+        rule_id: UUID | None
+        override: bool
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["override"] = False
+
+    @event(Assigned)
     def assign(self, agent_id: UUID, previous_id: UUID | None, strategy: AssignmentStrategy | None, reason: str,
-               decided_by: str, decided_at: int | None, rule_id: UUID | None) -> None:
+               decided_by: str, decided_at: int | None, rule_id: UUID | None, override: bool = False) -> None:
         self.status = OPEN
         self.previous_assignee_id = previous_id
         self.assignee_id = agent_id

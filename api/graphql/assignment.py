@@ -95,10 +95,15 @@ async def _act(info: Ctx, conversation_id: UUID, run: Callable[[], Written],
 
 @strawberry.type
 class AssignmentMutations:
-    @strawberry.mutation
-    async def assign_conversation(self, info: Ctx, conversation_id: UUID, agent_id: UUID) -> ConversationPayload:
+    @strawberry.mutation(description=(
+        "To an agent of the conversation's groups (NOT_IN_GROUPS otherwise; NO_GROUPS while it has none). "
+        "override: an ADMIN may assign outside them (recorded on the assignment); FORBIDDEN to others."))
+    async def assign_conversation(self, info: Ctx, conversation_id: UUID, agent_id: UUID,
+                                  override: bool | None = False) -> ConversationPayload:
+        if override:
+            require(info, Role.ADMIN)  # an agent may not assign outside the groups that can see it
         return await _act(info, conversation_id,
-                          lambda: services(info).app.assign_conversation(conversation_id, agent_id))
+                          lambda: services(info).app.assign_conversation(conversation_id, agent_id, bool(override)))
 
     @strawberry.mutation
     async def close_conversation(self, info: Ctx, id: UUID) -> ConversationPayload:

@@ -1,13 +1,15 @@
 """Records the golden history: a small, coherent scenario that writes at least one event of
 every persisted topic, with the code checked out when it runs.
 
-    python -m tests.data.record_golden EVENTS.jsonl [BLOBS.json]
+    python -m tests.data.record_golden EVENTS.jsonl [BLOBS.json|- [SCENARIO]]
 
 The golden files are history: once recorded they are never re-recorded or edited (a later
 version of mailroom must read them as they are). golden_events.jsonl was recorded first
 (the directory only); golden_events_mail_v1.jsonl by this script at commit 93e10ad (message
 bodies and header maps inline in MessageReceived); golden_events_mail_v2.jsonl after the
 bodies moved to blobs, with the blobs it refers to (UTF-8 text by key) in golden_blobs_v2.json.
+golden_events_access_v1.jsonl records the "access" scenario (record_access) when assignments
+by hand gained the admin's override (Assigned v2).
 """
 
 from __future__ import annotations
@@ -103,12 +105,40 @@ def record(services: Any) -> None:
         conversation_id)
 
 
-def main(events_path: str, blobs_path: str | None = None) -> None:
+def record_access(services: Any) -> None:
+    """Who may act (issue 8): an assignment by hand outside the conversation's groups, with an
+    admin's override (Assigned v2). The conversation is made by its aggregate (no mail, so no
+    blobs): opened, routed to Billing, assigned to Eve by the assigner, moved by hand to Finn
+    (not in Billing: override) and back to Eve (a member: no override)."""
+    app = services.app
+    imap = ServerSettings("imap.example.org", 993, TransportSecurity.TLS, ADDRESS)
+    mailbox_id = app.bind_mailbox(ADDRESS, "first-password", "Help desk", MailProtocol.IMAP, imap)[0].id
+    eve = app.create_agent("Eve", "eve@example.org", 3, AgentStatus.ONLINE).id
+    finn = app.create_agent("Finn", "finn@example.org", None, AgentStatus.ONLINE).id
+    group_id = app.create_agent_group("Billing", [eve]).id
+    rule_id = app.create_routing_rule(RuleSpec(name="Billing", mailbox_ids=[mailbox_id], group_ids=[group_id],
+                                               strategy=AssignmentStrategy.ROUND_ROBIN)).id
+    conversation = Conversation(mailbox_id, "dora@customer.example", "Invoice 1042 is wrong", "golden-access-1")
+    position = int(app.save(conversation)[-1].notification.id)
+    conversation.route(rule_id, [group_id], position)
+    conversation.assign(eve, None, AssignmentStrategy.ROUND_ROBIN, "ROUND_ROBIN: no cursor: Eve -> Eve",
+                        "assigner", position, rule_id)
+    app.save(conversation)
+    app.assign_conversation(conversation.id, finn, override=True)
+    app.assign_conversation(conversation.id, eve)
+
+
+SCENARIOS = {"mail": record, "access": record_access}
+
+
+def main(events_path: str, blobs_path: str | None = None, scenario: str = "mail") -> None:
+    """`scenario` "access" records record_access (no blobs: pass "-" as BLOBS)."""
     with tempfile.TemporaryDirectory() as directory:
         os.environ["MAILROOM_DATABASE_URL"] = f"sqlite:///{directory}/golden.db"
         services = bootstrap(load_settings(), verify_login=lambda *args: None)
+        blobs_path = None if blobs_path == "-" else blobs_path
         try:
-            record(services)
+            SCENARIOS[scenario](services)
             lines = [json.dumps({"originator_id": str(n.originator_id), "originator_version": n.originator_version,
                                  "state": n.state.decode(), "topic": n.topic})
                      for n in services.app.recorder.select_notifications(1, 100_000)]

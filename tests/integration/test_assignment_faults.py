@@ -274,7 +274,7 @@ def test_a_queued_or_unrouted_conversation_assigned_by_hand_stays_with_that_agen
     assert where(services) == {"Invoice 1": ("QUEUED", None), "Hello": ("UNROUTED", None)}
     cid = {s: UUID(r["id"]) for s, r in conversations(services).items()}
     services.app.assign_conversation(cid["Invoice 1"], agents["ann"])
-    services.app.assign_conversation(cid["Hello"], agents["ann"])
+    services.app.assign_conversation(cid["Hello"], agents["ann"], override=True)  # unrouted: no groups
     # An agent becomes eligible and a covering rule appears: neither conversation is taken from ann.
     services.app.set_agent_status(agents["bob"], AgentStatus.ONLINE)
     written = services.app.create_routing_rule(RuleSpec(name="Rest", mailbox_ids=[mailbox_id],

@@ -5,7 +5,8 @@ topic mapping (register_topic), never edit the golden files.
 The golden logs (tests/data, recorded by tests/data/record_golden.py) together hold an event
 of every persisted topic, and of every class version of it: golden_events.jsonl the
 directory, golden_events_mail_v1.jsonl everything (bodies inline in MessageReceived v1),
-golden_events_mail_v2.jsonl everything again (bodies in blobs: golden_blobs_v2.json).
+golden_events_mail_v2.jsonl everything again (bodies in blobs: golden_blobs_v2.json),
+golden_events_access_v*.jsonl who may act (issue 8: assignment overrides; see test_golden_access.py).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from tests.unit.test_transcodings import domain_event_classes
 DATA = Path(__file__).resolve().parent.parent / "data"
 DIRECTORY_LOG = "golden_events.jsonl"
 MAIL_LOGS = {"golden_events_mail_v1.jsonl": None, "golden_events_mail_v2.jsonl": "golden_blobs_v2.json"}
-ALL_LOGS = [DIRECTORY_LOG, *MAIL_LOGS]
+ACCESS_LOGS = ["golden_events_access_v1.jsonl"]  # record_golden.py's "access" scenario (issue 8)
+ALL_LOGS = [DIRECTORY_LOG, *MAIL_LOGS, *ACCESS_LOGS]
 
 
 def read_log(name: str) -> list[StoredEvent]:

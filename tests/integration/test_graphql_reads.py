@@ -275,7 +275,7 @@ def test_totalcount_per_status_and_group_follows_assign_close_and_reopen(service
     app = services.app
     _check_counts(services, desk)
     assert run(services, PAGE, filter={"status": "QUEUED"})["conversations"]["totalCount"] == 3
-    settle(services, app.assign_conversation(UUID(desk.ids["beta5"]), desk.agents["ann"]).position)
+    settle(services, app.assign_conversation(UUID(desk.ids["beta5"]), desk.agents["ann"], override=True).position)
     _check_counts(services, desk)
     for key in ("alpha0", "alpha1", "beta6"):
         settle(services, app.close_conversation(UUID(desk.ids[key])).position)
@@ -347,9 +347,9 @@ def test_an_agent_sees_only_its_groups_conversations_on_every_path(services: Ser
 def test_a_mutation_answers_with_what_it_wrote_not_what_the_request_read_before(services: Services) -> None:
     desk = Desk(services, alpha=0, beta=2, gamma=0)
     query = """mutation($a: UUID!, $b: UUID!, $ann: UUID!) {
-        a: assignConversation(conversationId: $a, agentId: $ann) {
+        a: assignConversation(conversationId: $a, agentId: $ann, override: true) {
             conversation { status assignee { activeConversations } } userErrors { code } }
-        b: assignConversation(conversationId: $b, agentId: $ann) {
+        b: assignConversation(conversationId: $b, agentId: $ann, override: true) {
             conversation { status assignee { activeConversations } } userErrors { code } } }"""
     with following(services):
         done = run(services, query, a=desk.ids["beta0"], b=desk.ids["beta1"], ann=str(desk.agents["ann"]))
