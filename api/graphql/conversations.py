@@ -28,6 +28,8 @@ from api.graphql.types import (
     plain,
     rows_by_id,
 )
+from api.services import Services
+from domain.commands.tokens import Principal
 from domain.ids import contact_id
 from domain.values import AssignmentStrategy, ConversationStatus, Role
 from projections.conversation_queries import ConversationFilter as Filter
@@ -327,37 +329,108 @@ def asked(info: Ctx, *path: str) -> set[str]:
     return names([s for f in info.selected_fields for s in f.selections], path)
 
 
-async def prefetch(info: Ctx, page: list[Conversation], wanted: set[str]) -> None:
-    """Loads the nested values the query asks of every conversation of the page, for all of them
-    at once: the same one statement per kind as the resolvers would make through the loaders,
-    without an await per conversation and field (most of a page's cost in the executor)."""
-    if not page:
-        return
+@dataclasses.dataclass
+class PageRead:
+    """What one page needs from the database, read in one thread hop (read_page)."""
+
+    query: Filter
+    agent_groups: list[Row] | None  # an AGENT's groups when read here (None: known, or not an agent)
+    rows: list[Row]
+    more: bool
+    total: int | None
+    nested: dict[str, dict[str, Any]]  # per PREFETCHED field asked: loader key -> value
+
+
+def read_page(s: Services, who: Principal, known_groups: tuple[str, ...] | Unknown | None, f: ConversationFilter,
+              limit: int, cursor: str | None, wanted: set[str], counted: bool) -> PageRead:
+    """A page's statements one after another in one thread hop (each hop to a thread and back
+    costs a wake-up of each; on a busy machine those were a page's slowest part): the agent's
+    groups (unless known), the page, its count if asked for, then one statement per kind of
+    nested value asked of every conversation (the same ones the loaders would make)."""
+    agent_groups = None
+    groups: tuple[str, ...] | None = None
+    if who.role is Role.AGENT:
+        if isinstance(known_groups, Unknown):
+            agent_groups = s.directory.groups_of_agent(who.agent_id) if who.agent_id else []
+            groups = tuple(str(r["id"]) for r in agent_groups)
+        else:
+            groups = known_groups
+    if f.group_id is not None:
+        groups = (str(f.group_id),) if groups is None or str(f.group_id) in groups else ()
+    query = Filter(status=f.status.value if f.status else None,
+                   assignee_id=str(f.assignee_id) if f.assignee_id else None,
+                   mailbox_id=str(f.mailbox_id) if f.mailbox_id else None,
+                   customer_email=f.customer_email.strip().lower() if f.customer_email else None,
+                   group_ids=groups)
+    rows, more = s.conversations.rows(query, limit, cursor)
+    total = s.conversations.count(query) if counted else None
+    nested: dict[str, dict[str, Any]] = {}
+
+    def by_id(name: str, keys: Any, fetch: Any, default: Any) -> None:
+        wanted_keys = list(dict.fromkeys(str(k) for k in keys if k))
+        found = fetch(wanted_keys) if wanted_keys else {}
+        nested[name] = {k: found.get(k, default()) for k in wanted_keys}
+
+    if rows:
+        if "assignee" in wanted:
+            by_id("assignee", (r.get("assignee_id") for r in rows), s.directory.agents_by_id, lambda: None)
+        if "groups" in wanted:
+            by_id("groups", (g for r in rows for g in json.loads(r["group_ids"] or "[]")), s.directory.groups_by_id,
+                  lambda: None)
+        if "mailbox" in wanted:
+            by_id("mailbox", (r["mailbox_id"] for r in rows), s.directory.mailboxes_by_id, lambda: None)
+        if "messages" in wanted:
+            by_id("messages", (r["id"] for r in rows), s.conversations.messages_of, list)
+    return PageRead(query, agent_groups, rows, more, total, nested)
+
+
+def _fill(info: Ctx, read: PageRead, page: list[Conversation]) -> None:
+    """The nested values on each conversation (resolvers then answer without an await), and in
+    the request's loaders, which later fields of the request then read instead of the database."""
     load = loaders(info)
+    nested = read.nested
+    if "assignee" in nested:
+        agents = nested["assignee"]
+        load.agents.prime_many(agents)
+        for c in page:
+            row = agents.get(str(c.row.get("assignee_id") or ""))
+            c.ready["assignee"] = None if row is None else Agent(row=row)
+    if "groups" in nested:
+        found = nested["groups"]
+        load.groups.prime_many(found)
+        for c in page:
+            c.ready["groups"] = [AgentGroup(row=row) for g in c.group_ids() if (row := found.get(g)) is not None]
+    if "mailbox" in nested:
+        mailboxes = nested["mailbox"]
+        load.mailboxes.prime_many(mailboxes)
+        for c in page:
+            c.ready["mailbox"] = mailbox_of(c.row["mailbox_id"], c.row["created_at"],
+                                            mailboxes.get(str(c.row["mailbox_id"])))
+    if "messages" in nested:
+        messages = nested["messages"]
+        load.messages.prime_many(messages)
+        for c in page:
+            c.ready["messages"] = [Message(row=r) for r in messages.get(str(c.row["id"]), [])]
 
-    async def assignees() -> None:
-        for c, agent in zip(page, await agents_by_id(info, [c.row.get("assignee_id") for c in page]), strict=True):
-            c.ready["assignee"] = agent
 
-    async def groups() -> None:
-        wanted_ids = [c.group_ids() for c in page]
-        found = dict(zip((ids := list(dict.fromkeys(g for gs in wanted_ids for g in gs))),
-                         await load.groups.load_many(ids), strict=True))
-        for c, gs in zip(page, wanted_ids, strict=True):
-            c.ready["groups"] = [AgentGroup(row=row) for g in gs if (row := found.get(g)) is not None]
+class Unknown:
+    """An agent's groups not read yet in this request."""
 
-    async def mailboxes() -> None:
-        rows = await load.mailboxes.load_many([str(c.row["mailbox_id"]) for c in page])
-        for c, row in zip(page, rows, strict=True):
-            c.ready["mailbox"] = mailbox_of(c.row["mailbox_id"], c.row["created_at"], row)
 
-    async def messages() -> None:
-        lists = await load.messages.load_many([str(c.row["id"]) for c in page])
-        for c, rows in zip(page, lists, strict=True):
-            c.ready["messages"] = [Message(row=r) for r in rows]
+UNKNOWN = Unknown()
 
-    jobs = {"assignee": assignees, "groups": groups, "mailbox": mailboxes, "messages": messages}
-    await asyncio.gather(*(job() for name, job in jobs.items() if name in wanted))
+
+def known_agent_groups(info: Ctx, who: Principal) -> tuple[str, ...] | Unknown | None:
+    """An agent's groups if this request's loader has them already (so that one request sees
+    one set of groups), else UNKNOWN; None for admins and auditors."""
+    if who.role is not Role.AGENT:
+        return None
+    if who.agent_id is None:
+        return ()
+    cached = loaders(info).groups_of_agent.cache_map.get(str(who.agent_id))
+    if cached is None or not cached.done() or cached.cancelled() or cached.exception() is not None:
+        return UNKNOWN
+    return tuple(str(r["id"]) for r in cached.result())
 
 
 async def agent_group_ids(info: Ctx) -> tuple[str, ...] | None:
@@ -388,32 +461,19 @@ class ConversationQuery:
         self, info: Ctx, filter: ConversationFilter | None = None, first: int | None = 50, after: str | None = None
     ) -> ConversationConnection:
         f = filter or ConversationFilter()
-        groups = await agent_group_ids(info)
-        if f.group_id is not None:
-            groups = (str(f.group_id),) if groups is None or str(f.group_id) in groups else ()
-        query = Filter(status=f.status.value if f.status else None,
-                       assignee_id=str(f.assignee_id) if f.assignee_id else None,
-                       mailbox_id=str(f.mailbox_id) if f.mailbox_id else None,
-                       customer_email=f.customer_email.strip().lower() if f.customer_email else None,
-                       group_ids=groups)
+        who = require(info, *EVERYONE)
         limit = min(max(first if first is not None else 50, 0), MAX_PAGE)
         cursor = decode_cursor(after) if after else None
-        s = services(info)
-
-        async def page_of() -> tuple[list[Conversation], bool]:
-            rows, more = await blocking(s.conversations.rows, query, limit, cursor)
-            page = [Conversation(row=r) for r in rows]
-            await prefetch(info, page, asked(info, "edges", "node") & PREFETCHED)
-            return page, more
-
-        async def count() -> int | None:  # beside the page, and only when asked for
-            return await blocking(s.conversations.count, query) if "totalCount" in asked(info) else None
-
-        (page, more), total = await asyncio.gather(page_of(), count())
+        read = await blocking(read_page, services(info), who, known_agent_groups(info, who), f, limit, cursor,
+                              asked(info, "edges", "node") & PREFETCHED, "totalCount" in asked(info))
+        if read.agent_groups is not None and who.agent_id is not None:
+            loaders(info).groups_of_agent.prime(str(who.agent_id), read.agent_groups)
+        page = [Conversation(row=r) for r in read.rows]
+        _fill(info, read, page)
         edges = [ConversationEdge(cursor=encode_cursor(c.row["sort_key"]), node=c) for c in page]
         return ConversationConnection(
-            edges=edges, page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
-            query=query, total=total)
+            edges=edges, page_info=PageInfo(has_next_page=read.more, end_cursor=edges[-1].cursor if edges else None),
+            query=read.query, total=read.total)
 
     @strawberry.field
     async def conversation(self, info: Ctx, id: UUID, as_of: datetime | None = None) -> Conversation | None:
