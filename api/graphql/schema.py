@@ -1,6 +1,20 @@
-"""The served schema: the contract's built parts, with request limits."""
+"""The served schema: the contract's built parts, with request limits.
+
+Limits, all checked before anything is resolved: at most 5,000 tokens, a depth of 12, 50
+aliases, and a cost of 150,000 (api/graphql/cost.py: every field the answer would resolve
+counts 1, multiplied by the sizes of the lists above it: the page asked for where a list is
+paginated (`first`), else a declared expected size, e.g. 20 members per group, 5 groups per
+agent, 10 messages per conversation, 1,000 agents; over the budget, the answer is one error
+with extensions.code QUERY_TOO_COSTLY naming the limit and the computed cost; lists that turn
+out larger than declared are counted again while the answer is built, against the same budget).
+Operations estimated at 5,000 or more run on the heavy lane, an event loop in a thread of its
+own, so that large answers do not hold up other clients (api/graphql/offload.py).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 import strawberry
 from strawberry.extensions import (
@@ -12,12 +26,15 @@ from strawberry.extensions import (
           query_depth_limiter,
 )
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from api.graphql.assignment import AssignmentMutations, AssignmentQuery
 from api.graphql.conversations import ConversationQuery
-from api.graphql.executor import FastExecutor
+from api.graphql.cost import BudgetedExecutor, CostLimit, CostModel
 from api.graphql.mutations_admin import AdminMutations
 from api.graphql.mutations_mailboxes import MailboxMutations
+from api.graphql.offload import HEAVY_LANE, is_heavy
 from api.graphql.query import Query as AdminQuery
 
 Query = merge_types("Query", (AdminQuery, ConversationQuery, AssignmentQuery))
@@ -29,15 +46,40 @@ Mutation = merge_types("Mutation", (MailboxMutations, AdminMutations, Assignment
 LIMITS = (query_depth_limiter.create_validator(max_depth=12, should_ignore=None),
           max_aliases.create_validator(max_alias_count=50))
 CACHED_DOCUMENTS = 256  # distinct query texts kept parsed and validated (LRU)
+COST: CostModel  # made from the schema below, used by every request's CostLimit
 
-schema = strawberry.Schema(
+
+class Schema(strawberry.Schema):
+    """strawberry's Schema; operations estimated heavy run on the heavy lane (api/graphql/offload.py)."""
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        run = super().execute(query, variable_values, context_value, root_value, operation_name,
+                              allowed_operation_types, operation_extensions)
+        if is_heavy(COST, query, operation_name, variable_values):
+            return await HEAVY_LANE.run(run)
+        return await run
+
+
+schema = Schema(
     query=Query,
     mutation=Mutation,
-    execution_context_class=FastExecutor,  # attribute-only fields without graphql-core's full path per field
+    # FastExecutor (attribute-only fields without graphql-core's full path per field), holding the answer to the budget
+    execution_context_class=BudgetedExecutor,
     extensions=[
         lambda: MaxTokensLimiter(max_token_count=5000),
         lambda: AddValidationRules(list(LIMITS)),
         lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
         lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
+        lambda: CostLimit(COST),  # after validation, with the variables
     ],
 )
+COST = CostModel(schema._schema)
