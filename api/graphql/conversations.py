@@ -16,6 +16,7 @@ from strawberry.types.nodes import SelectedField
 
 from adapters.database import Row
 from api.graphql.common import EVERYONE, READERS, Ctx, blocking, loaders, require, services
+from api.graphql.executor import READY
 from api.graphql.types import (
     Agent,
     AgentGroup,
@@ -165,8 +166,8 @@ class SidebarSection:
 class Conversation:
     row: strawberry.Private[Row]
     message_rows: strawberry.Private[list[Row] | None] = None
-    # Nested values a page loaded for all its conversations at once (see prefetch): resolvers
-    # answer these without an await each.
+    # Nested values a page loaded for all its conversations at once (see read_page): resolvers
+    # answer these without an await each, and FastExecutor without calling them (READY).
     ready: strawberry.Private[dict[str, Any]] = dataclasses.field(default_factory=dict)
     id: UUID = plain(lambda r: UUID(r["id"]))
     subject: str = plain(lambda r: str(r["subject"]))
@@ -176,7 +177,7 @@ class Conversation:
     created_at: datetime = plain(lambda r: datetime.fromisoformat(r["created_at"]))
     last_message_at: datetime = plain(lambda r: datetime.fromisoformat(r["last_message_at"]))
 
-    @strawberry.field(graphql_type=Mailbox)
+    @strawberry.field(graphql_type=Mailbox, metadata={READY: "mailbox"})
     def mailbox(self, info: Ctx) -> Any:
         if "mailbox" in self.ready:
             return self.ready["mailbox"]
@@ -187,13 +188,13 @@ class Conversation:
         row = await loaders(info).contacts.load(str(contact_id(self.row["customer_email"])))
         return None if row is None else Contact(row=row)
 
-    @strawberry.field(graphql_type=Agent | None)
+    @strawberry.field(graphql_type=Agent | None, metadata={READY: "assignee"})
     def assignee(self, info: Ctx) -> Any:
         if "assignee" in self.ready:
             return self.ready["assignee"]
         return agent_by_id(info, self.row.get("assignee_id"))
 
-    @strawberry.field(graphql_type=list[AgentGroup])
+    @strawberry.field(graphql_type=list[AgentGroup], metadata={READY: "groups"})
     def groups(self, info: Ctx) -> Any:
         if "groups" in self.ready:
             return self.ready["groups"]
@@ -209,7 +210,7 @@ class Conversation:
         row = await loaders(info).rules.load(str(self.row["rule_id"]))
         return None if row is None else RoutingRule(row=row)
 
-    @strawberry.field(graphql_type=list[Message])
+    @strawberry.field(graphql_type=list[Message], metadata={READY: "messages"})
     def messages(self, info: Ctx) -> Any:
         if "messages" in self.ready:
             return self.ready["messages"]

@@ -7,22 +7,24 @@ of 50 conversations with their nested objects, that is most of a request.
 
 FastExecutor serves those fields directly, field by field:
 
-- a leaf (scalar or enum, nullable or not) read by strawberry's basic resolver (no resolver,
-  no field extension, no exception handler): the attribute, coerced by its type as graphql-core
-  does (`coerce_output_value`);
-- an object type (without is_type_of) read the same way: the attribute, its own fields then
-  executed like this, inside execute_field's error handling;
+- a field read by strawberry's basic resolver (no resolver, no field extension, no exception
+  handler): the attribute; and a field declared READY (metadata {READY: key}) whose resolver,
+  not async, answers `source.ready[key]` when that is set: that value, without calling it;
+- that value completed as graphql-core completes it: a leaf (scalar or enum) coerced by its
+  type (`coerce_output_value`); an object type (without is_type_of) by executing its fields
+  like this; anything else (lists above all) through graphql-core's complete_value; each with
+  execute_field's error handling around it;
 - `__typename`;
 - the items of a list of such an object type (however the list was resolved): each item's
   fields executed like this, inside complete_list_item_value's error handling.
 
-Every other field (resolvers, arguments, lists, abstract types) goes through graphql-core as
-before. Whenever a fast value is anything but regular (an exception, null for a non-null field,
-an awaitable, a value its scalar refuses), that field is executed again the ordinary way, which
-then reports exactly what graphql-core reports: the basic resolver only reads an attribute, so
-reading it twice changes nothing. With resolver middleware (a schema extension with a `resolve`
-hook), @defer or @stream, nothing takes the short way. tests/unit/test_graphql_executor.py
-compares answers and errors with graphql-core's own executor.
+Every other field (resolvers, arguments, abstract types) goes through graphql-core as before.
+Whenever a value read is anything but regular (an exception, null for a non-null field, an
+awaitable, a value its scalar refuses, a READY value not set), that field is executed again the
+ordinary way, which then reports exactly what graphql-core reports: the basic resolver only
+reads an attribute, so reading it twice changes nothing. With resolver middleware (a schema
+extension with a `resolve` hook), @defer or @stream, nothing takes the short way.
+tests/unit/test_graphql_executor.py compares answers and errors with graphql-core's own executor.
 """
 
 from __future__ import annotations
@@ -46,10 +48,16 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 _PLAIN_VALUES = frozenset({str, int, float, bool})  # never awaitable, never an exception
 
-# How a response field is executed (see _plan).
-_OTHER, _LEAF, _OBJECT, _TYPENAME = range(4)
+# How a response field is executed (see _plan): graphql-core's way; a leaf, an object, any
+# other value read directly; __typename.
+_OTHER, _LEAF, _OBJECT, _VALUE, _TYPENAME = range(5)
+_ABSENT = object()  # a reader's answer when it has no value: the field is resolved the ordinary way
 
-# (kind, response name, field details, reader, field type, unwrapped type, non-null)
+# Field metadata: the field's resolver answers `source.ready[key]` whenever that is set (values
+# loaded for a whole page at once), so that value can be read without calling the resolver.
+READY = "mailroom.ready"
+
+# (kind, response name, field details, reader, field definition, unwrapped type, non-null)
 Step = tuple[int, str, FieldDetailsList, Any, Any, Any, bool]
 
 
@@ -58,15 +66,24 @@ class _Irregular(Exception):
 
 
 def _reader(field_def: Any) -> Any:
-    """source -> value for a field served by strawberry's basic resolver, else None."""
-    resolve = field_def.resolve
-    if getattr(resolve, "_is_default", False) is not True or field_def.args:
+    """source -> value (or _ABSENT) for a field served by strawberry's basic resolver, or
+    declared READY; else None."""
+    if field_def.args:
         return None
+    resolve = field_def.resolve
     field = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    if field is not None and getattr(field, "default_resolver", None) is getattr and not field.base_resolver:
-        name = field.python_name  # what get_result does: getattr(source, python_name)
-        return lambda source: getattr(source, name)
-    return lambda source: resolve(source, None)
+    if getattr(resolve, "_is_default", False) is True:
+        if field is not None and getattr(field, "default_resolver", None) is getattr and not field.base_resolver:
+            name = field.python_name  # what get_result does: getattr(source, python_name)
+            return lambda source: getattr(source, name)
+        return lambda source: resolve(source, None)
+    key = (getattr(field, "metadata", None) or {}).get(READY)
+    # Only a resolver that answers at once: graphql-core completes an async one's value later,
+    # after the fields that follow it (which decides which error a null propagation reports).
+    # And none with a permission or other field extension to run.
+    if key is not None and field is not None and not field.is_async and not field.extensions:
+        return lambda source: source.ready.get(key, _ABSENT)
+    return None
 
 
 class FastExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -89,7 +106,7 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
             node = details[0].node
             field_name = node.name.value
             if field_name == "__typename" and not node.arguments:
-                steps.append((_TYPENAME, name, details, None, None, None, True))
+                steps.append((_TYPENAME, name, details, None, None, None, False))
                 continue
             field_def = self.schema.get_field(parent_type, field_name)
             if field_def is None:
@@ -105,7 +122,9 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
                     kind = _LEAF
                 elif is_object_type(inner) and not inner.is_type_of:
                     kind = _OBJECT
-            steps.append((kind, name, details, reader, field_def.type, inner, non_null))
+                else:
+                    kind = _VALUE
+            steps.append((kind, name, details, reader, field_def, inner, non_null))
         plan = steps if any(step[0] != _OTHER for step in steps) else None
         self._plans[key] = (fields, plan)
         return plan
@@ -125,27 +144,30 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
         try:
-            for kind, name, details, reader, return_type, inner, non_null in plan:
-                if kind == _LEAF:
-                    try:
-                        results[name] = _leaf(reader(source_value), inner, non_null, is_awaitable)
-                        continue
-                    except Exception:  # irregular: run again the ordinary way below, which reports it
-                        pass
-                elif kind == _TYPENAME:
+            for kind, name, details, reader, field_def, inner, non_null in plan:
+                if kind == _TYPENAME:
                     results[name] = parent_type.name
                     continue
-                elif kind == _OBJECT:
+                if kind != _OTHER:
                     try:
                         value = reader(source_value)
-                        regular = value is not None or not non_null
-                        if value is not None and (isinstance(value, Exception) or is_awaitable(value)):
-                            regular = False
-                    except Exception:
-                        regular = False
-                    if regular:
-                        result = None if value is None else self._object(
-                            return_type, inner, details, Path(path, name, parent_type.name), value)
+                    except Exception:  # irregular: run again the ordinary way below, which reports it
+                        value = _ABSENT
+                    if value is _ABSENT:
+                        pass
+                    elif kind == _LEAF:
+                        try:
+                            results[name] = _leaf(value, inner, non_null, is_awaitable)
+                            continue
+                        except Exception:  # irregular: as above
+                            pass
+                    elif value is None:
+                        if not non_null:
+                            results[name] = None
+                            continue
+                    elif not (isinstance(value, Exception) or is_awaitable(value)):
+                        result = self._complete(kind, parent_type, field_def, inner, details,
+                                                Path(path, name, parent_type.name), value)
                         results[name] = result
                         if is_awaitable(result):
                             awaitable_fields.append(name)
@@ -174,15 +196,22 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
 
         return get_results()
 
-    def _object(self, return_type: Any, object_type: GraphQLObjectType, details: FieldDetailsList, path: Path,
-                value: Any) -> Any:
-        """An object field's value completed, with execute_field's error handling around it."""
+    def _complete(self, kind: int, parent_type: GraphQLObjectType, field_def: Any, inner: Any,
+                  details: FieldDetailsList, path: Path, value: Any) -> Any:
+        """A field's value (not null, not awaitable) completed as execute_field completes a
+        resolver's result, with its error handling around it. An object's fields are executed
+        directly; other values (lists above all) through complete_value."""
+        return_type = field_def.type
         try:
-            grouped, new_defer_usages, _ = self.collect_subfields(object_type, details)
-            if new_defer_usages:
-                completed = self.execute_collected_subfields(object_type, value, path, grouped, new_defer_usages, None)
+            if kind == _OBJECT:
+                grouped, new_defer_usages, _ = self.collect_subfields(inner, details)
+                if new_defer_usages:
+                    completed = self.execute_collected_subfields(inner, value, path, grouped, new_defer_usages, None)
+                else:
+                    completed = self.execute_fields(inner, value, path, grouped, None)
             else:
-                completed = self.execute_fields(object_type, value, path, grouped, None)
+                info = self.build_resolve_info(field_def, [d.node for d in details], parent_type, path)
+                completed = self.complete_value(return_type, details, info, path, value, None)
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, details, path)
             return None

@@ -4,6 +4,7 @@ graphql-core's own executor, data and errors (message, path, locations), regular
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -12,7 +13,7 @@ from uuid import UUID
 import pytest
 import strawberry
 
-from api.graphql.executor import FastExecutor
+from api.graphql.executor import READY, FastExecutor
 from api.graphql.types import from_row, plain
 
 
@@ -62,6 +63,38 @@ class Item:
     @strawberry.field
     def fails(self) -> str | None:
         raise ValueError("resolver failed")
+
+
+@strawberry.type
+class Holder:
+    """READY fields: their resolvers answer `ready[key]` when set, and otherwise work it out
+    (here: a marker, so that the test sees which way was taken, the same under both executors)."""
+
+    ready: strawberry.Private[dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    @strawberry.field(graphql_type=list[Inner], metadata={READY: "inners"})
+    def inners(self) -> Any:
+        return self.ready["inners"] if "inners" in self.ready else [Inner(text="resolved")]
+
+    @strawberry.field(graphql_type=Inner | None, metadata={READY: "inner"})
+    def inner(self) -> Any:
+        return self.ready["inner"] if "inner" in self.ready else Inner(text="resolved")
+
+    @strawberry.field(graphql_type=str, metadata={READY: "label"})
+    def label(self) -> Any:
+        return self.ready.get("label", "resolved")
+
+    @strawberry.field(graphql_type=list[str], metadata={READY: "tags"})
+    async def tags(self) -> Any:
+        return self.ready.get("tags", ["resolved"])
+
+
+def holders() -> list[Holder]:
+    inners = [Inner(text="a"), Inner(text="b", colour=Colour.BLUE)]
+    return [Holder(), Holder(ready={"inners": inners, "inner": inners[1], "label": "ready", "tags": ["x", "y"]}),
+            Holder(ready={"inner": None, "inners": [], "label": None, "tags": None}),  # null for String!, [String!]!
+            Holder(ready={"inners": [inners[0], None], "label": 5, "tags": ["x", None]}),  # null in [Inner!]!
+            Holder(ready={"inners": None, "inner": "not an Inner", "label": Colour.RED})]
 
 
 async def _later(value: str) -> str:
@@ -123,6 +156,10 @@ class Query:
                 Leaf(row={"id": "not-a-uuid", "name": "b"})]
 
     @strawberry.field
+    def holders(self) -> list[Holder | None]:
+        return holders()  # type: ignore[return-value]
+
+    @strawberry.field
     def awaitable_items(self) -> list[Item]:
         async def one(item: Item) -> Item:
             return item
@@ -146,6 +183,9 @@ QUERIES = [
     "{ leaves { name id } }",
     "{ awaitableItems { name later inner { text } } }",
     "query($s: Boolean!) { items { name @skip(if: $s) count @include(if: $s) inner { text } } }",
+    "{ holders { label tags inner { text colour } inners { text colour } } }",
+    "{ holders { inner { text } } }",
+    "{ holders { l: label label __typename } }",
 ]
 
 
