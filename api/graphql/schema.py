@@ -9,6 +9,9 @@ with extensions.code QUERY_TOO_COSTLY naming the limit and the computed cost; li
 out larger than declared are counted again while the answer is built, against the same budget).
 Operations estimated at 5,000 or more run on the heavy lane, an event loop in a thread of its
 own, so that large answers do not hold up other clients (api/graphql/offload.py).
+
+Errors are logged by operation name, code, path and location: never the query text or the
+variables (api/graphql/errors.py).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
           AddValidationRules,
           MaxTokensLimiter,
@@ -26,9 +30,10 @@ from strawberry.extensions import (
           query_depth_limiter,
 )
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionResult
+from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from api.graphql import errors
 from api.graphql.assignment import AssignmentMutations, AssignmentQuery
 from api.graphql.conversations import ConversationQuery
 from api.graphql.cost import BudgetedExecutor, CostLimit, CostModel
@@ -50,7 +55,18 @@ COST: CostModel  # made from the schema below, used by every request's CostLimit
 
 
 class Schema(strawberry.Schema):
-    """strawberry's Schema; operations estimated heavy run on the heavy lane (api/graphql/offload.py)."""
+    """strawberry's Schema; operations estimated heavy run on the heavy lane (api/graphql/offload.py),
+    errors are logged without what the client sent (api/graphql/errors.py)."""
+
+    def process_errors(self, errors_: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """Instead of strawberry's, which logs str(error): the message and an excerpt of the query."""
+        operation = None
+        if execution_context is not None:
+            try:
+                operation = execution_context.operation_name
+            except Exception:  # a document that did not parse has no operation
+                operation = None
+        errors.log_errors(errors_, operation)
 
     async def execute(
         self,
@@ -83,3 +99,4 @@ schema = Schema(
     ],
 )
 COST = CostModel(schema._schema)
+errors.redact_access_log()  # uvicorn's access log: the path without its query string
