@@ -30,10 +30,10 @@ tests/unit/test_graphql_executor.py compares answers and errors with graphql-cor
 from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable
+from operator import attrgetter
 from typing import Any
 
 from graphql import (
-    GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLResolveInfo,
@@ -61,10 +61,6 @@ READY = "mailroom.ready"
 Step = tuple[int, str, FieldDetailsList, Any, Any, Any, bool]
 
 
-class _Irregular(Exception):
-    """A fast value that graphql-core must see to report it properly: the field runs again."""
-
-
 def _reader(field_def: Any) -> Any:
     """source -> value (or _ABSENT) for a field served by strawberry's basic resolver, or
     declared READY; else None."""
@@ -74,8 +70,7 @@ def _reader(field_def: Any) -> Any:
     field = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
     if getattr(resolve, "_is_default", False) is True:
         if field is not None and getattr(field, "default_resolver", None) is getattr and not field.base_resolver:
-            name = field.python_name  # what get_result does: getattr(source, python_name)
-            return lambda source: getattr(source, name)
+            return attrgetter(field.python_name)  # what get_result does: getattr(source, python_name)
         return lambda source: resolve(source, None)
     key = (getattr(field, "metadata", None) or {}).get(READY)
     # Only a resolver that answers at once: graphql-core completes an async one's value later,
@@ -91,16 +86,15 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         # Plans by grouped field set: graphql-core memoizes the sets per type and selection, so
         # the items of a list share one (kept alive here with its plan, as id() is the key).
-        self._plans: dict[tuple[str, int], tuple[GroupedFieldSet, list[Step] | None]] = {}
+        self._plans: dict[int, tuple[GroupedFieldSet, GraphQLObjectType, list[Step] | None]] = {}
         manager = self.middleware_manager
         self._fast = manager is None or getattr(manager, "_middleware_resolvers", None) is None
 
     def _plan(self, parent_type: GraphQLObjectType, fields: GroupedFieldSet) -> list[Step] | None:
         """The steps for an object's fields; None when no field would take the short way."""
-        key = (parent_type.name, id(fields))
-        found = self._plans.get(key)
-        if found is not None:
-            return found[1]
+        found = self._plans.get(id(fields))
+        if found is not None and found[1] is parent_type:
+            return found[2]
         steps: list[Step] = []
         for name, details in fields.items():
             node = details[0].node
@@ -126,7 +120,7 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
                     kind = _VALUE
             steps.append((kind, name, details, reader, field_def, inner, non_null))
         plan = steps if any(step[0] != _OTHER for step in steps) else None
-        self._plans[key] = (fields, plan)
+        self._plans.setdefault(id(fields), (fields, parent_type, plan))  # a set is collected for one type
         return plan
 
     def execute_fields(
@@ -155,21 +149,25 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
                         value = _ABSENT
                     if value is _ABSENT:
                         pass
-                    elif kind == _LEAF:
-                        try:
-                            results[name] = _leaf(value, inner, non_null, is_awaitable)
-                            continue
-                        except Exception:  # irregular: as above
-                            pass
                     elif value is None:
                         if not non_null:
                             results[name] = None
                             continue
+                    elif kind == _LEAF:  # complete_leaf_value, unless graphql-core has more to say
+                        if type(value) in _PLAIN_VALUES or not (
+                                value is Undefined or isinstance(value, Exception) or is_awaitable(value)):
+                            try:
+                                coerced = inner.coerce_output_value(value)
+                            except Exception:  # irregular: as above
+                                coerced = None
+                            if coerced is not None and coerced is not Undefined:
+                                results[name] = coerced
+                                continue
                     elif not (isinstance(value, Exception) or is_awaitable(value)):
                         result = self._complete(kind, parent_type, field_def, inner, details,
                                                 Path(path, name, parent_type.name), value)
                         results[name] = result
-                        if is_awaitable(result):
+                        if type(result) is not dict and is_awaitable(result):
                             awaitable_fields.append(name)
                         continue
                 result = self.execute_field(parent_type, source_value, details, Path(path, name, parent_type.name),
@@ -215,7 +213,7 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, details, path)
             return None
-        if not self.is_awaitable(completed):
+        if type(completed) is dict or not self.is_awaitable(completed):
             return completed
 
         async def await_completed(completed: Awaitable[Any]) -> Any:
@@ -299,17 +297,3 @@ class FastExecutor(StrawberryGraphQLCoreExecutionContext):
         except Exception as raw_error:
             self.handle_field_error(raw_error, item_type, details, item_path)
             return None
-
-
-def _leaf(value: Any, leaf: GraphQLLeafType, non_null: bool, is_awaitable: Any) -> Any:
-    """complete_value for a leaf, or _Irregular where graphql-core has more to say."""
-    if value is None:
-        if non_null:
-            raise _Irregular
-        return None
-    if type(value) not in _PLAIN_VALUES and (value is Undefined or isinstance(value, Exception) or is_awaitable(value)):
-        raise _Irregular
-    coerced = leaf.coerce_output_value(value)
-    if coerced is None or coerced is Undefined:
-        raise _Irregular
-    return coerced
