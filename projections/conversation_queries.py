@@ -16,11 +16,13 @@ from adapters.blobs import blobs_of
 from adapters.database import Database, Row
 from projections import conversations as c
 from projections import counts as n
+from projections import directory as d
 from projections import workload as w
 from projections.driver import POSITIONS
 from projections.queries import any_of
 from projections.tables import Rows
 
+_FIGURE = "mailroom_figure"  # a joined figure's column beside an agent's row (not one of rm_agents')
 MERGED_GROUPS = 16  # a page limited to more groups than this is read the general way
 
 
@@ -214,6 +216,19 @@ class ConversationQueries:
 
     def daily_totals(self, day: str) -> list[Row]:
         return self.db.query(f"SELECT * FROM {w.DAILY.name} WHERE day = ? ORDER BY agent_id", (day,))
+
+    # every agent's figures with its row, in one statement (a join: no list of 1,000 ids to pass)
+    def agents_with_workloads(self) -> list[tuple[Row, int]]:
+        """Every agent (as Directory.agents lists them) and its active conversations."""
+        rows = self.db.query(f"SELECT a.*, w.active AS {_FIGURE} FROM {d.AGENTS.name} a LEFT JOIN {w.WORKLOAD.name} w "
+                             "ON w.agent_id = a.id ORDER BY a.created_at, a.id")
+        return [(row, int(row.pop(_FIGURE) or 0)) for row in rows]
+
+    def daily_totals_with_agents(self, day: str) -> list[tuple[Row, int]]:
+        """daily_totals' agents (those that still exist), each with its count of the day."""
+        rows = self.db.query(f"SELECT a.*, t.received AS {_FIGURE} FROM {w.DAILY.name} t JOIN {d.AGENTS.name} a "
+                             "ON a.id = t.agent_id WHERE t.day = ? ORDER BY t.agent_id", (day,))
+        return [(row, int(row.pop(_FIGURE))) for row in rows]
 
     def last_handler(self, customer_email: str) -> str | None:
         rows = self.db.query(f"SELECT agent_id FROM {w.LAST_HANDLER.name} WHERE customer_email = ?",

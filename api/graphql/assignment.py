@@ -53,19 +53,19 @@ class AssignmentQuery:
     async def agent_workloads(self, info: Ctx, group_id: UUID | None = None) -> list[AgentWorkload]:
         require(info, *READERS)
         s = services(info)
-        rows = await loaders(info).members.load(str(group_id)) if group_id else await blocking(s.directory.agents)
-        active = await blocking(s.conversations.workloads, [r["id"] for r in rows])  # one statement for all
-        return [AgentWorkload(agent=Agent(row=row), active_conversations=active.get(str(row["id"]), 0))
+        if group_id is None:  # every agent with its figure: one statement
+            return [AgentWorkload(agent=Agent(row=row), active_conversations=active)
+                    for row, active in await blocking(s.conversations.agents_with_workloads)]
+        rows = await loaders(info).members.load(str(group_id))
+        figures = await blocking(s.conversations.workloads, [r["id"] for r in rows])  # one statement for all
+        return [AgentWorkload(agent=Agent(row=row), active_conversations=figures.get(str(row["id"]), 0))
                 for row in rows]
 
     @strawberry.field
     async def daily_totals(self, info: Ctx, date: dt.date) -> list[DailyTotal]:
         require(info, *READERS)
-        s = services(info)
-        rows = await blocking(s.conversations.daily_totals, date.isoformat())
-        agents = await blocking(s.directory.agents_by_id, [row["agent_id"] for row in rows])  # one statement
-        return [DailyTotal(agent=Agent(row=agent), date=date, received=int(row["received"]))
-                for row in rows if (agent := agents.get(str(row["agent_id"]))) is not None]
+        rows = await blocking(services(info).conversations.daily_totals_with_agents, date.isoformat())  # one statement
+        return [DailyTotal(agent=Agent(row=agent), date=date, received=received) for agent, received in rows]
 
     @strawberry.field
     async def last_handler(self, info: Ctx, customer_email: str) -> Agent | None:

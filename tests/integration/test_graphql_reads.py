@@ -235,7 +235,7 @@ def test_workloads_and_daily_totals_take_two_statements_for_any_number_of_agents
     with statements() as seen:
         totals = run(services, "query($d: Date!) { dailyTotals(date: $d) { agent { name } received } }", d=day)
     assert sorted((t["agent"]["name"], t["received"]) for t in totals["dailyTotals"]) == [("ann", 3), ("bob", 3)]
-    assert len(seen) == 2, seen
+    assert len(seen) <= 2, seen  # one since agents and figures are joined
 
 
 def test_every_plain_field_is_served_from_the_row() -> None:
