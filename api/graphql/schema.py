@@ -11,7 +11,10 @@ Operations estimated at 5,000 or more run on the heavy lane, an event loop in a 
 own, so that large answers do not hold up other clients (api/graphql/offload.py).
 
 Errors are logged by operation name, code, path and location: never the query text or the
-variables (api/graphql/errors.py).
+variables; an exception nobody meant to raise (a database driver's error) reaches the client as
+"internal error" with extensions.code INTERNAL_ERROR, without its text (api/graphql/errors.py).
+Text that a database cannot hold (U+0000, unpaired surrogates), in any string literal, variable
+or cursor, is refused as BAD_USER_INPUT before anything runs (api/graphql/guards.py).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from api.graphql import errors
 from api.graphql.assignment import AssignmentMutations, AssignmentQuery
 from api.graphql.conversations import ConversationQuery
 from api.graphql.cost import BudgetedExecutor, CostLimit, CostModel
+from api.graphql.guards import StorableInput, StorableText
 from api.graphql.mutations_admin import AdminMutations
 from api.graphql.mutations_mailboxes import MailboxMutations
 from api.graphql.offload import HEAVY_LANE, is_heavy
@@ -49,14 +53,16 @@ Mutation = merge_types("Mutation", (MailboxMutations, AdminMutations, Assignment
 # MaxAliasesLimiter would), so that a document validated before (same text, same rules) is not
 # validated again: parsing and validating a workspace page cost about a tenth of answering it.
 LIMITS = (query_depth_limiter.create_validator(max_depth=12, should_ignore=None),
-          max_aliases.create_validator(max_alias_count=50))
+          max_aliases.create_validator(max_alias_count=50),
+          StorableText)
 CACHED_DOCUMENTS = 256  # distinct query texts kept parsed and validated (LRU)
 COST: CostModel  # made from the schema below, used by every request's CostLimit
 
 
 class Schema(strawberry.Schema):
     """strawberry's Schema; operations estimated heavy run on the heavy lane (api/graphql/offload.py),
-    errors are logged without what the client sent (api/graphql/errors.py)."""
+    errors are logged without what the client sent and internal ones answered without their text
+    (api/graphql/errors.py)."""
 
     def process_errors(self, errors_: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Instead of strawberry's, which logs str(error): the message and an excerpt of the query."""
@@ -80,9 +86,10 @@ class Schema(strawberry.Schema):
     ) -> ExecutionResult:
         run = super().execute(query, variable_values, context_value, root_value, operation_name,
                               allowed_operation_types, operation_extensions)
-        if is_heavy(COST, query, operation_name, variable_values):
-            return await HEAVY_LANE.run(run)
-        return await run
+        result = await HEAVY_LANE.run(run) if is_heavy(COST, query, operation_name, variable_values) else await run
+        if result.errors:  # logged as they were (process_errors); answered without internals
+            result.errors = errors.masked(result.errors)
+        return result
 
 
 schema = Schema(
@@ -95,7 +102,8 @@ schema = Schema(
         lambda: AddValidationRules(list(LIMITS)),
         lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
         lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
-        lambda: CostLimit(COST),  # after validation, with the variables
+        StorableInput,  # after validation, with the variables
+        lambda: CostLimit(COST),  # likewise
     ],
 )
 COST = CostModel(schema._schema)
