@@ -43,6 +43,7 @@ budget. Accepted answers that are still large run off the server's event loop (o
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
@@ -164,17 +165,24 @@ def introspection_sizes(schema: GraphQLSchema) -> dict[tuple[str, str], int]:
 
 
 class CostModel:
-    """Estimates an operation's cost against one schema (see the module's docstring)."""
+    """Estimates an operation's cost against one schema (see the module's docstring). Estimates
+    are remembered by query text, operation name and the values of the variables that size its
+    pages, so that a request's two looks (heavy lane or not, then the limit) and a front end's
+    repeated queries cost one walk."""
+
+    REMEMBERED = 1024  # estimates kept; all are forgotten when there are more
 
     def __init__(self, schema: GraphQLSchema, budget: int = BUDGET) -> None:
         self.schema = schema
         self.budget = budget
         self.sizes = {**introspection_sizes(schema), **LIST_SIZES}
+        self._sizing: dict[tuple[str, str | None], tuple[str, ...]] = {}  # the variables an estimate read
+        self._estimates: dict[tuple[Any, ...], int] = {}
 
     def check(self, document: DocumentNode, operation_name: str | None,
-              variables: Mapping[str, Any] | None) -> GraphQLError | None:
+              variables: Mapping[str, Any] | None, query: str | None = None) -> GraphQLError | None:
         """The QUERY_TOO_COSTLY error when the operation's estimate is over the budget."""
-        cost = self.estimate(document, operation_name, variables)
+        cost = self.cost(query, document, operation_name, variables)
         if cost <= self.budget:
             return None
         return GraphQLError(
@@ -182,17 +190,56 @@ class CostModel:
             "smaller pages (see the cost model in the schema's description of limits)",
             extensions={"code": CODE, "cost": cost, "limit": self.budget})
 
+    def cost(self, query: str | None, document: DocumentNode, operation_name: str | None,
+             variables: Mapping[str, Any] | None) -> int:
+        """estimate(), remembered when the query text is known."""
+        if query is None:
+            return self.estimate(document, operation_name, variables)
+        sizing = self._sizing.get((query, operation_name))
+        key: tuple[Any, ...] | None = None
+        if sizing is not None:
+            key = _key(query, operation_name, sizing, variables)
+            try:
+                return self._estimates[key]
+            except KeyError:
+                pass
+            except TypeError:  # a variable that is not a plain value: not remembered
+                key = None
+        read: set[str] = set()
+        cost = self.estimate(document, operation_name, variables, read)
+        if len(self._estimates) >= self.REMEMBERED:
+            self._estimates.clear()
+            self._sizing.clear()
+        names = self._sizing.setdefault((query, operation_name), tuple(sorted(read)))
+        if key is None:
+            key = _key(query, operation_name, names, variables)
+        with contextlib.suppress(TypeError):
+            self._estimates[key] = cost
+        return cost
+
     def estimate(self, document: DocumentNode, operation_name: str | None,
-                 variables: Mapping[str, Any] | None) -> int:
+                 variables: Mapping[str, Any] | None, read: set[str] | None = None) -> int:
+        """The operation's cost; `read` collects the names of the variables it depends on."""
         operation = _operation(document, operation_name)
         if operation is None:  # execution reports the missing or ambiguous operation
             return 0
         root = self.schema.get_root_type(operation.operation)
         if root is None:
             return 0
-        walk = _Walk(self, document, operation, dict(variables or {}))
+        walk = _Walk(self, document, operation, dict(variables or {}), read if read is not None else set())
         extra = MUTATION_FIELD if operation.operation is OperationType.MUTATION else 0
         return walk.selections([operation.selection_set], root, 1, None, extra)
+
+
+_ABSENT = object()
+
+
+def _key(query: str, operation_name: str | None, names: tuple[str, ...],
+         variables: Mapping[str, Any] | None) -> tuple[Any, ...]:
+    """What an estimate depends on: the text, the operation, the sizing variables' values (with
+    their types: 1 and True are equal keys otherwise)."""
+    values = variables or {}
+    return (query, operation_name, *((type(v), v) for v in (values.get(name, _ABSENT) for name in names)))
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
@@ -204,8 +251,9 @@ def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionN
 
 class _Walk:
     def __init__(self, model: CostModel, document: DocumentNode, operation: OperationDefinitionNode,
-                 variables: dict[str, Any]) -> None:
+                 variables: dict[str, Any], read: set[str]) -> None:
         self.model = model
+        self.read = read
         self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         self.variables = variables
         self.defaults = {v.variable.name.value: v.default_value for v in operation.variable_definitions or ()
@@ -273,6 +321,7 @@ class _Walk:
             return None
         if isinstance(node, VariableNode):
             name = node.name.value
+            self.read.add(name)
             if name in self.variables:
                 return self.variables[name]
             default = self.defaults.get(name)
@@ -304,7 +353,8 @@ class CostLimit(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
         if context.result is None and context.graphql_document is not None:
-            error = self.model.check(context.graphql_document, context.operation_name, context.variables)
+            error = self.model.check(context.graphql_document, context.operation_name, context.variables,
+                                     context.query)
             if error is not None:
                 context.result = ExecutionResult(data=None, errors=[error])
         yield

@@ -48,7 +48,7 @@ def is_heavy(model: CostModel, query: str | None, operation_name: str | None,
     if document is None:
         return False
     try:
-        return model.estimate(document, operation_name, variables) >= HEAVY
+        return model.cost(query, document, operation_name, variables) >= HEAVY
     except Exception:  # an unvalidated document may be anything: the loop runs it
         return False
 

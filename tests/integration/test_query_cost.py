@@ -133,6 +133,12 @@ def test_the_page_sizes_come_from_the_arguments_and_the_variables() -> None:
     merged = ("{ conversations(first: 10) { ...E edges { node { messages { id } } } } } "
               "fragment E on ConversationConnection " + node)
     assert estimate(merged) == estimate(literal % 10)
+    # Remembered by text and the sizing variables' values, never across them.
+    sized = "query($n: Int) { conversations(first: $n) " + node + " }"
+    document = parse(sized)
+    for n in (10, 100, 10, True, 1, None, 100):
+        assert COST.cost(sized, document, None, {"n": n}) == estimate(sized, n=n)
+    assert COST.cost(sized, document, None, {}) == estimate(literal % 50)
 
 
 def test_the_limit_follows_the_variables(services: Services) -> None:
