@@ -1,4 +1,4 @@
-"""The `mailroom` command (PROCESS.md): serve, worker, token create, projections rebuild/verify."""
+"""The `mailroom` command (PROCESS.md): serve, worker, token create/revoke, projections rebuild/verify."""
 
 from __future__ import annotations
 
@@ -74,6 +74,25 @@ def token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def token_revoke(args: argparse.Namespace) -> int:
+    """Its next request gets HTTP 401 (the API checks the event store on every request)."""
+    try:
+        token_id = UUID(args.id)
+    except ValueError as exc:
+        print(f"mailroom: ID: {exc}", file=sys.stderr)
+        return 1
+    services = _services()
+    try:
+        written = services.app.revoke_api_token(token_id)
+        services.projections.wait_for(written.position)
+    except Rejected as rejected:
+        print(f"mailroom: {rejected}", file=sys.stderr)
+        return 1
+    finally:
+        services.close()
+    return 0
+
+
 def projections_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -127,6 +146,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--agent-id")
     p.set_defaults(func=token_create)
+    p = token.add_parser("revoke", help="revoke a token: its next request gets 401")
+    p.add_argument("id", metavar="ID")
+    p.set_defaults(func=token_revoke)
 
     views = commands.add_parser("projections", help="read models").add_subparsers(dest="action", required=True)
     p = views.add_parser("rebuild", help="rebuild read models from the event log")

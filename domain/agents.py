@@ -10,6 +10,11 @@ from domain.values import AgentStatus
 
 
 class Agent(Aggregate):
+    """An agent. Deactivation is one-way: a deactivated agent is kept (its history stays
+    readable, it is still listed) but takes no assignment and no token of it is accepted. Nothing
+    is recorded on an agent after its Deactivated event (the commands refuse every change), so
+    its latest event alone tells whether it is deactivated (TokenCommands reads only that)."""
+
     TOPIC = "mailroom:Agent"
 
     class Created(Aggregate.Created):
@@ -24,6 +29,7 @@ class Agent(Aggregate):
         self.email = email
         self.status = status
         self.capacity = capacity
+        self.active = True
 
     @event("Edited", topic="mailroom:Agent.Edited")
     def edit(self, name: str, email: str) -> None:
@@ -37,6 +43,10 @@ class Agent(Aggregate):
     @event("CapacityChanged", topic="mailroom:Agent.CapacityChanged")
     def change_capacity(self, capacity: int | None) -> None:
         self.capacity = capacity
+
+    @event("Deactivated", topic="mailroom:Agent.Deactivated")
+    def deactivate(self) -> None:
+        self.active = False
 
 
 class AgentGroup(Aggregate):

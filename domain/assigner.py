@@ -14,6 +14,10 @@ conversations (opened or reopened, not closed). A closed conversation leaves it 
 it is reopened, what the decision needs comes from the event (the previous assignee) and from
 the `FactsLoader` (the customer, the mailbox, and the rule it was routed by: `Arrived.routes`).
 
+An agent's deactivation is a trigger too: the agent is never a candidate again, and each of its
+open conversations is decided again at the Deactivated event's position (`redecide`): by its
+rule if that still exists, else routed again like a new one.
+
 `snapshot()` / `restore()` save and load the state as plain JSON data, so a start folds only
 the log after the snapshot (DESIGN 3, "One follower").
 """
@@ -37,6 +41,7 @@ from domain.events import (
     ACCOUNT_OWNER_CHANGED,
     ACCOUNT_UPDATED,
     AGENT_CAPACITY_CHANGED,
+    AGENT_DEACTIVATED,
     AGENT_EDITED,
     AGENT_STATUS_CHANGED,
     ASSIGNED,
@@ -68,7 +73,7 @@ from domain.values import AgentStatus, AssignmentStrategy, Condition, ConditionF
 
 # Bump whenever the shape of `Assigner.snapshot()` (or the meaning of what it holds) changes:
 # `restore` refuses any other version, and the caller folds the whole log instead.
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: agents carry `deactivated`
 
 FactsLoader = Callable[[UUID], "Arrived | None"]
 
@@ -122,6 +127,7 @@ class _Agent:
     day: date | None = None
     today: int = 0
     last_assigned_at: datetime | None = None
+    deactivated: bool = False  # never a candidate again; holds no conversation
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +298,8 @@ class Assigner:
         agents = self.state.agents
         ids = agents if only is None else [i for i in dict.fromkeys(only) if i is not None and i in agents]
         return {
-            agent_id: AgentFigures(agent_id=agent_id, name=a.name, status=a.status, capacity=a.capacity,
+            agent_id: AgentFigures(agent_id=agent_id, name=f"{a.name} (deactivated)" if a.deactivated else a.name,
+                                   status=a.status, capacity=a.capacity,
                                    active=a.active, today=a.today if a.day == day else 0,
                                    last_assigned_at=a.last_assigned_at)
             for agent_id in ids
@@ -328,7 +335,7 @@ class Assigner:
     def assign(self, conversation_id: UUID, rule_id: UUID, spec: RuleSpec, customer: str, position: int,
                at: datetime) -> list[Outcome]:
         s = self.state
-        order = candidates([s.groups.get(g, []) for g in spec.group_ids])
+        order = [m for m in candidates([s.groups.get(g, []) for g in spec.group_ids]) if self.active(m)]
         owner = self._owner(spec.strategy, customer)
         cursor, last_handler = s.cursor.get(rule_id), s.last_handler.get(customer)
         figures = self.figures(at, [*order, owner, last_handler, cursor])  # all that decide() reads or names
@@ -378,6 +385,31 @@ class Assigner:
             else:
                 insort(accounts, account_id, key=s.account_rank.__getitem__)
 
+    def active(self, agent_id: UUID) -> bool:
+        """Not deactivated (an agent the state does not know is left to the figures)."""
+        agent = self.state.agents.get(agent_id)
+        return agent is None or not agent.deactivated
+
+    def release(self, conversation_id: UUID) -> None:
+        """The conversation no longer counts for its assignee: it is about to be decided again."""
+        s = self.state
+        agent_id = s.assignee.pop(conversation_id, None)
+        if agent_id is not None and agent_id in s.agents:
+            s.agents[agent_id].active = max(0, s.agents[agent_id].active - 1)
+
+    def redecide(self, conversation_id: UUID, position: int, at: datetime) -> list[Outcome]:
+        """A released conversation (its assignee was deactivated) decided again: by the rule it was
+        routed by, if that rule still exists (assigned to an eligible agent of its groups, or
+        queued); otherwise (never routed, or its rule deleted) routed again like a new one (or
+        left unrouted, waiting for a covering rule)."""
+        s = self.state
+        live = s.conversations.get(conversation_id)
+        rule = s.rules.get(live.rule_id) if live is not None and live.rule_id is not None else None
+        if live is not None and rule is not None:
+            return self.assign(conversation_id, rule.rule_id, rule.spec, live.customer_email, position, at)
+        arrived = self.load(conversation_id)
+        return [] if arrived is None else self.route(conversation_id, arrived, position, at)
+
     def in_rule_groups(self, conversation_id: UUID, agent_id: UUID) -> bool:
         """Whether the agent is a member of the groups of the conversation's rule (eligibility,
         DESIGN 4.3). A conversation never routed (assigned by hand) has no groups to check; one
@@ -426,7 +458,8 @@ class Assigner:
         for group_id in group_ids:
             for member in groups.get(group_id, ()):
                 a = agents.get(member)
-                if a is not None and a.status is AgentStatus.ONLINE and (a.capacity is None or a.active < a.capacity):
+                if (a is not None and not a.deactivated and a.status is AgentStatus.ONLINE
+                        and (a.capacity is None or a.active < a.capacity)):
                     return True
         return False
 
@@ -468,7 +501,7 @@ class Assigner:
             "version": SNAPSHOT_VERSION,
             "rule_order": self._rule_order,
             "agents": [[str(i), a.name, a.status.value, a.capacity, a.active, _iso(a.day), a.today,
-                        _iso(a.last_assigned_at)] for i, a in s.agents.items()],
+                        _iso(a.last_assigned_at), a.deactivated] for i, a in s.agents.items()],
             "groups": [[str(g), _strs(members)] for g, members in s.groups.items()],
             "rules": [[str(r), e.order, spec_ref(e.spec)] for r, e in s.rules.items()],
             "contact_owner": [[email, _str(o)] for email, o in s.contact_owner.items()],
@@ -504,8 +537,9 @@ class Assigner:
         s = a.state
         a._rule_order = int(data["rule_order"])
         specs = [_spec_from(d) for d in data["specs"]]
-        s.agents = {UUID(i): _Agent(name, AgentStatus(status), capacity, active, _date(day), today, _datetime(last))
-                    for i, name, status, capacity, active, day, today, last in data["agents"]}
+        s.agents = {UUID(i): _Agent(name, AgentStatus(status), capacity, active, _date(day), today, _datetime(last),
+                                    bool(deactivated))
+                    for i, name, status, capacity, active, day, today, last, deactivated in data["agents"]}
         s.groups = {UUID(g): _uuids(members) for g, members in data["groups"]}
         s.rules = {UUID(r): RuleEntry(UUID(r), specs[spec], order) for r, order, spec in data["rules"]}
         s.contact_owner = {email: _uuid(o) for email, o in data["contact_owner"]}
@@ -634,6 +668,23 @@ def _capacity_changed(a: Assigner, p: int, e: AgentCapacityChanged) -> list[Outc
     return a.drain_queue(p, e.timestamp)
 
 
+@_on(AGENT_DEACTIVATED)
+def _agent_deactivated(a: Assigner, p: int, e: Event) -> list[Outcome]:
+    """Never a candidate again, and its open conversations are decided again, oldest assignment
+    first (in a replay: only released; their recorded decisions follow)."""
+    s = a.state
+    agent = s.agents.get(e.originator_id)
+    if agent is None:
+        return []
+    agent.deactivated = True
+    held = [c for c, holder in s.assignee.items() if holder == e.originator_id]
+    for conversation_id in held:
+        a.release(conversation_id)
+    if a.replaying:
+        return []
+    return [outcome for conversation_id in held for outcome in a.redecide(conversation_id, p, e.timestamp)]
+
+
 @_on(AgentGroup.Created)
 def _group_created(a: Assigner, p: int, e: AgentGroup.Created) -> list[Outcome]:
     a.state.groups[e.originator_id] = list(e.member_ids)
@@ -750,6 +801,11 @@ def _assigned(a: Assigner, p: int, e: Assigned) -> list[Outcome]:
     a._dequeue(e.originator_id)
     a._no_longer_unrouted(e.originator_id)
     a._assigned(e.originator_id, e.agent_id, e.timestamp, None)
+    if not a.active(e.agent_id):  # assigned as its agent was being deactivated: decided again
+        a.release(e.originator_id)
+        if a.replaying:
+            return []
+        return [*a.redecide(e.originator_id, p, e.timestamp), *a.drain_queue(p, e.timestamp)]
     return a.drain_queue(p, e.timestamp)
 
 
@@ -777,7 +833,7 @@ def _reopened(a: Assigner, p: int, e: Reopened) -> list[Outcome]:
     if a.replaying:
         return []
     previous = e.previous_assignee_id
-    agent = a.figures(e.timestamp, [previous]).get(previous) if previous is not None else None
+    agent = a.figures(e.timestamp, [previous]).get(previous) if previous is not None and a.active(previous) else None
     if agent is not None and why_not(agent) is None and a.in_rule_groups(conversation_id, agent.agent_id):
         outcome = Outcome(conversation_id, "assigned", p, agent_id=previous, strategy=None,
                           reason=f"reopened: back to previous assignee {agent.name}")

@@ -98,6 +98,7 @@ class Conversation(Aggregate, created_event_name="Opened"):
     @event("LeftUnrouted", topic="mailroom:Conversation.LeftUnrouted")
     def leave_unrouted(self, reason: str, decided_at: int) -> None:
         self.status = UNROUTED
+        self.assignee_id = None  # one routed again after its agent's deactivation no longer has one
         self.decided_at = decided_at
 
     @event("Queued", topic="mailroom:Conversation.Queued")

@@ -24,6 +24,7 @@ from domain.conversation import Conversation
 from domain.customers import Account, Contact
 from domain.mailbox import Mailbox
 from domain.routing import RoutingRule, RuleSpec
+from domain.tokens import ApiToken
 from domain.values import AgentStatus, AssignmentStrategy, MailProtocol, ServerSettings
 
 
@@ -191,6 +192,7 @@ MAILBOX_DELETED: type[Event] = event_class(Mailbox, "Deleted", Event)
 AGENT_EDITED: type[AgentEdited] = event_class(Agent, "Edited", AgentEdited)
 AGENT_STATUS_CHANGED: type[AgentStatusChanged] = event_class(Agent, "StatusChanged", AgentStatusChanged)
 AGENT_CAPACITY_CHANGED: type[AgentCapacityChanged] = event_class(Agent, "CapacityChanged", AgentCapacityChanged)
+AGENT_DEACTIVATED: type[Event] = event_class(Agent, "Deactivated", Event)
 MEMBERS_ADDED: type[MembersChanged] = event_class(AgentGroup, "MembersAdded", MembersChanged)
 MEMBERS_REMOVED: type[MembersChanged] = event_class(AgentGroup, "MembersRemoved", MembersChanged)
 GROUP_DELETED: type[Event] = event_class(AgentGroup, "Deleted", Event)
@@ -208,3 +210,5 @@ QUEUED: type[Queued] = event_class(Conversation, "Queued", Queued)
 ASSIGNED: type[Assigned] = event_class(Conversation, "Assigned", Assigned)
 CLOSED: type[Closed] = event_class(Conversation, "Closed", Closed)
 REOPENED: type[Reopened] = event_class(Conversation, "Reopened", Reopened)
+
+TOKEN_REVOKED: type[Event] = event_class(ApiToken, "Revoked", Event)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -25,6 +27,10 @@ def hash_token(value: str) -> str:
 
 
 class ApiToken(Aggregate, created_event_name="Issued"):
+    """A bearer token's record: its hash (never the value), its role and agent, when it expires
+    (None: never) and whether it was revoked. A token of a deactivated agent is refused as well
+    (TokenCommands.authenticate), revoked or not."""
+
     TOPIC = "mailroom:ApiToken"
 
     class Created(Aggregate.Created):
@@ -33,22 +39,35 @@ class ApiToken(Aggregate, created_event_name="Issued"):
         TOPIC = "mailroom:ApiToken.Created"
 
     class Issued(Created):
+        """v2 added `expires_at`; v1 tokens never expire (read as v2 with None)."""
+
         TOPIC = "mailroom:ApiToken.Issued"
+        class_version = 2
         name: str
         role: Role
         agent_id: UUID | None
         token_hash: str
+        expires_at: datetime | None
 
-    def __init__(self, name: str, role: Role, agent_id: UUID | None, token_hash: str) -> None:
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["expires_at"] = None
+
+    def __init__(self, name: str, role: Role, agent_id: UUID | None, token_hash: str,
+                 expires_at: datetime | None = None) -> None:
         self.name = name
         self.role = role
         self.agent_id = agent_id
         self.token_hash = token_hash
+        self.expires_at = expires_at
         self.revoked = False
 
     @staticmethod
     def create_id(token_hash: str) -> UUID:
         return token_id(token_hash)
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
     @event("Revoked", topic="mailroom:ApiToken.Revoked")
     def revoke(self) -> None:

@@ -1,4 +1,6 @@
-"""The admin directory: mailboxes, agents, groups, rules, accounts, contacts."""
+"""The admin directory: mailboxes, agents, groups, rules, accounts, contacts, API tokens (their
+records: never a value or a hash; when each was last used is not history, see
+adapters/token_usage.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from domain.agents import Agent, AgentGroup
 from domain.customers import Account, Contact
 from domain.mailbox import DEFAULT_FOLDERS, Mailbox
 from domain.routing import RoutingRule, RuleSpec
+from domain.tokens import ApiToken
 from projections.tables import Rows, Table
 from projections.view import On, View, dispatch, on, to_json
 from projections.view import event_id as _id
@@ -24,7 +27,8 @@ MAILBOXES = Table("rm_mailboxes", {
     "enabled": B, "failing": B, "last_error": T, "last_synced_at": T,
     "subject_template": T, "footer": T, "folders": T, "created_at": T}, ("id",), (("address",),))
 AGENTS = Table("rm_agents", {
-    "id": T, "name": T, "email": T, "status": T, "capacity": B, "created_at": T}, ("id",))
+    "id": T, "name": T, "email": T, "status": T, "capacity": B, "created_at": T, "active": B,
+    "deactivated_at": T}, ("id",))
 GROUPS = Table("rm_groups", {
     "id": T, "name": T, "member_ids": T, "joined": B, "created_at": T}, ("id",))
 MEMBERS = Table("rm_group_members", {
@@ -43,6 +47,8 @@ ACCOUNT_DOMAINS = Table("rm_account_domains", {"domain": T, "account_id": T},
                         ("domain", "account_id"), (("account_id",),))
 CONTACTS = Table("rm_contacts", {
     "id": T, "email": T, "name": T, "account_id": T, "owner_id": T}, ("id",), (("account_id",),))
+TOKENS = Table("rm_api_tokens", {
+    "id": T, "name": T, "role": T, "agent_id": T, "created_at": T, "expires_at": T, "revoked_at": T}, ("id",))
 
 
 def _opt(value: UUID | None) -> str | None:
@@ -72,7 +78,7 @@ def mailbox_reply(e: ev.MailboxReplySettingsChanged, rows: Rows) -> None:
 
 def agent_created(e: Agent.Created, rows: Rows) -> None:
     rows.put(AGENTS, {"id": _id(e), "name": e.name, "email": e.email, "status": e.status.value,
-                      "capacity": e.capacity, "created_at": _at(e)})
+                      "capacity": e.capacity, "created_at": _at(e), "active": 1, "deactivated_at": None})
 
 
 def group_created(e: AgentGroup.Created, rows: Rows) -> None:
@@ -173,6 +179,14 @@ def contact_created(e: Contact.Created, rows: Rows) -> None:
                         "account_id": _opt(e.account_id), "owner_id": _opt(e.owner_id)})
 
 
+# ----------------------------------------------------------------- API tokens
+
+def token_issued(e: ApiToken.Issued, rows: Rows) -> None:
+    rows.put(TOKENS, {"id": _id(e), "name": e.name, "role": e.role.value, "agent_id": _opt(e.agent_id),
+                      "created_at": _at(e), "expires_at": e.expires_at.isoformat() if e.expires_at else None,
+                      "revoked_at": None})
+
+
 EV = TypeVar("EV", bound=ev.Event)
 
 
@@ -185,8 +199,9 @@ def _set(event_class: type[EV], table: Table, columns: Callable[[EV], dict[str, 
 
 class Directory(View):
     name = "directory"
+    version = 2  # 2: agents' active and deactivated_at, API tokens
     tables = (MAILBOXES, AGENTS, GROUPS, MEMBERS, RULES, RULE_MAILBOXES, RULE_GROUPS,
-              ACCOUNTS, ACCOUNT_DOMAINS, CONTACTS)
+              ACCOUNTS, ACCOUNT_DOMAINS, CONTACTS, TOKENS)
     handlers = dispatch(
         on(Mailbox.Bound, mailbox_bound),
         on(ev.MAILBOX_SETTINGS_CHANGED, mailbox_settings),
@@ -201,6 +216,7 @@ class Directory(View):
         _set(ev.AGENT_EDITED, AGENTS, lambda e: {"name": e.name, "email": e.email}),
         _set(ev.AGENT_STATUS_CHANGED, AGENTS, lambda e: {"status": e.status.value}),
         _set(ev.AGENT_CAPACITY_CHANGED, AGENTS, lambda e: {"capacity": e.capacity}),
+        _set(ev.AGENT_DEACTIVATED, AGENTS, lambda e: {"active": 0, "deactivated_at": _at(e)}),
         on(AgentGroup.Created, group_created),
         on(ev.MEMBERS_ADDED, lambda e, rows: _join(rows, _id(e), e.agent_ids)),
         on(ev.MEMBERS_REMOVED, members_removed),
@@ -214,4 +230,6 @@ class Directory(View):
         on(Contact.Created, contact_created),
         _set(ev.CONTACT_UPDATED, CONTACTS, lambda e: {"name": e.name, "account_id": _opt(e.account_id)}),
         _set(ev.CONTACT_OWNER_CHANGED, CONTACTS, lambda e: {"owner_id": _opt(e.owner_id)}),
+        on(ApiToken.Issued, token_issued),
+        _set(ev.TOKEN_REVOKED, TOKENS, lambda e: {"revoked_at": _at(e)}),
     )

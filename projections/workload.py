@@ -37,11 +37,12 @@ class Workload(View):
 
     def __init__(self, zone: str = "UTC") -> None:
         self.zone = ZoneInfo(zone)
-        self.version = f"1:{zone}"  # another time zone means other daily totals: replay
+        self.version = f"2:{zone}"  # another time zone means other daily totals: replay (2: deactivation)
         self.handlers = dispatch(
             on(Conversation.Opened, self.opened),
             on(ev.ASSIGNED, self.assigned),
             on(ev.CLOSED, self.closed),
+            on(ev.AGENT_DEACTIVATED, self.deactivated),
         )
 
     def opened(self, e: Conversation.Opened, rows: Rows) -> None:
@@ -64,3 +65,9 @@ class Workload(View):
 
     def closed(self, e: ev.Closed, rows: Rows) -> None:
         _bump(rows, e.assignee_id, -1)
+
+    def deactivated(self, e: ev.Event, rows: Rows) -> None:
+        """A deactivated agent holds no conversation: the assigner decides each of its open ones
+        again (assigned to another agent: Assigned names it as previous; queued or left unrouted:
+        nothing names it), so its count is zero from here on."""
+        rows.update(WORKLOAD, _id(e), active=0)

@@ -12,10 +12,9 @@ from api.graphql.schema import schema
 CONTRACT = Path(__file__).resolve().parent.parent / "api" / "contract.graphql"
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "contract" / "schema.graphql"
 
-# Built by later issues: security #8 (tokens, deactivation), parsing #9 (fromName), replies #10,
+# Built by later issues: parsing #9 (fromName), replies #10,
 # sidebar #12, web workspace #13 (subscriptions, full-text filter), auditors #14 (seals).
 PENDING_TYPES = {
-    "ApiToken",
     "ReplyInput", "ReplyPayload",
     "SidebarSourceKind", "MatchKey", "SidebarField", "SidebarSource", "SidebarFieldInput",
     "SidebarSourceInput", "SidebarSourcePayload", "RecordInput", "RecordPayload",
@@ -23,8 +22,6 @@ PENDING_TYPES = {
     "AuditSeal",
 }
 PENDING_FIELDS = {
-    "Agent.active", "CreateApiTokenInput.expiresAt", "ApiTokenPayload.apiToken", "Query.apiTokens",
-    "Mutation.revokeApiToken", "Mutation.deactivateAgent",
     "Message.fromName",
     "Mutation.replyToConversation",
     "Query.sidebarSources", "Mutation.createSidebarSource", "Mutation.updateSidebarSource",

@@ -1,4 +1,4 @@
-"""Agents, groups, tokens, customers and routing rules."""
+"""Agents (deactivation too), groups, customers and routing rules (tokens: api/graphql/tokens.py)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,16 @@ from api.graphql.common import (
     UserError,
     blocking,
     command,
+    decided,
     given,
     keep_unless_given,
+    pending,
     require,
     services,
 )
 from api.graphql.inputs import (
     CreateAgentGroupInput,
     CreateAgentInput,
-    CreateApiTokenInput,
     RoutingRuleInput,
     UpdateAgentInput,
     UpsertAccountInput,
@@ -46,12 +47,6 @@ class AgentGroupPayload:
 
 
 @strawberry.type
-class ApiTokenPayload:
-    token: str | None = strawberry.field(description="The token value; shown only in this response.")
-    user_errors: list[UserError]
-
-
-@strawberry.type
 class AccountPayload:
     account: Account | None
     user_errors: list[UserError]
@@ -67,6 +62,11 @@ class ContactPayload:
 class RoutingRulePayload:
     rule: RoutingRule | None
     user_errors: list[UserError]
+
+
+# The answer waits until the assigner has decided where the agent's open conversations go, and the
+# views show it (the agent inactive, its activeConversations 0).
+DEACTIVATION_VIEWS = ("directory", "conversations", "workload")
 
 
 async def _agent(info: Ctx, written: Written | None) -> Agent | None:
@@ -137,12 +137,17 @@ class AdminMutations:
         written, errors = await command(info, lambda: services(info).app.delete_agent_group(id))
         return DeletePayload(deleted_id=written.id if written else None, user_errors=errors)
 
-    @strawberry.mutation
-    async def create_api_token(self, info: Ctx, input: CreateApiTokenInput) -> ApiTokenPayload:
+    @strawberry.mutation(description=(
+        "One-way: the agent stays listed (active false) with its history, gets no more assignments, its tokens "
+        "are refused (HTTP 401), and its open conversations are routed again by their rules."))
+    async def deactivate_agent(self, info: Ctx, id: UUID) -> AgentPayload:
         require(info, *ADMIN_ONLY)
-        result, errors = await command(info, lambda: services(info).app.create_api_token(
-            input.name, input.role, input.agent_id))
-        return ApiTokenPayload(token=result[0] if result else None, user_errors=errors)
+        # The answer shows the agent inactive and without the conversations the assigner moved.
+        written, errors = await command(info, lambda: services(info).app.deactivate_agent(id),
+                                        views=DEACTIVATION_VIEWS)
+        if written is not None and not errors and not await decided(info, written.position, DEACTIVATION_VIEWS):
+            errors = [pending("where the assigner moved its conversations is", written.id)]
+        return AgentPayload(agent=await _agent(info, written), user_errors=errors)
 
     @strawberry.mutation
     async def upsert_account(self, info: Ctx, input: UpsertAccountInput) -> AccountPayload:

@@ -169,6 +169,8 @@ class Agent:
     email: str = plain(lambda r: str(r["email"]))
     status: AgentStatus = plain(lambda r: values.AgentStatus(r["status"]))
     capacity: int | None = plain(lambda r: None if r["capacity"] is None else int(r["capacity"]))
+    active: bool = plain(lambda r: r.get("active", 1) != 0,
+                         "False once deactivated: no assignments, no valid tokens, open conversations routed again.")
 
     @strawberry.field
     async def groups(self, info: Ctx) -> list[AgentGroup]:

@@ -9,17 +9,22 @@ from eventsourcing.domain import Aggregate
 from domain.agents import Agent, AgentGroup
 from domain.claims import Claim
 from domain.commands.base import KEEP, Base, Keep, Written, retrying
-from domain.errors import Collector, invalid, not_found
+from domain.errors import Collector, Rejected, invalid, not_found
 from domain.validation import check_email, check_name, normalise_email
 from domain.values import AgentStatus
 
 EMAIL_CLAIM = "agent-email"
+DEACTIVATED = "DEACTIVATED"  # the code of a change refused because the agent is deactivated
 MAX_CAPACITY = 10_000
 
 
 def check_capacity(errors: Collector, capacity: int | None) -> None:
     if capacity is not None and not 0 <= capacity <= MAX_CAPACITY:
         errors.add(("input", "capacity"), f"capacity must be between 0 and {MAX_CAPACITY}, or null")
+
+
+def deactivated(field: tuple[str, ...], agent: Agent) -> Rejected:
+    return invalid(field, f"agent {agent.name} is deactivated", DEACTIVATED)
 
 
 class AgentCommands(Base):
@@ -52,6 +57,8 @@ class AgentCommands(Base):
         capacity: int | Keep | None = KEEP,
     ) -> Written:
         agent = self._load(Agent, agent_id, ("input", "id"), "agent")
+        if not agent.active:
+            raise deactivated(("input", "id"), agent)
         new_name = agent.name if isinstance(name, Keep) else name.strip()
         new_email = agent.email if isinstance(email, Keep) else normalise_email(email)
         errors = Collector()
@@ -78,14 +85,36 @@ class AgentCommands(Base):
     @retrying()
     def set_agent_status(self, agent_id: UUID, status: AgentStatus) -> Written:
         agent = self._load(Agent, agent_id, ("agentId",), "agent")
+        if not agent.active:
+            raise deactivated(("agentId",), agent)
         if agent.status != status:
             agent.change_status(status)
         return Written(agent.id, self._store(agent))
 
-    def _check_agents(self, field: tuple[str, ...], agent_ids: list[UUID]) -> None:
+    @retrying()
+    def deactivate_agent(self, agent_id: UUID) -> Written:
+        """One-way. The agent stays listed (inactive) with its history; its tokens are refused from
+        now on; the assigner never picks it again and routes its open conversations again. Its
+        email is released, so that a new agent may have it. Deactivating twice changes nothing."""
+        agent = self._load(Agent, agent_id, ("id",), "agent")
+        if not agent.active:
+            return Written(agent.id, None)
+        agent.deactivate()
+        changed: list[Aggregate] = [agent]
+        claim = self._find(Claim.create_id(EMAIL_CLAIM, agent.email))
+        if claim is not None and claim.owner_id == agent.id:
+            claim.release()
+            changed.append(claim)
+        return Written(agent.id, self._store(*changed))
+
+    def _check_agents(self, field: tuple[str, ...], agent_ids: list[UUID], joining: bool = True) -> None:
+        """Each is an agent; `joining` (a group): an active one."""
         for i, agent_id in enumerate(agent_ids):
-            if not isinstance(self._find(agent_id), Agent):
+            agent = self._find(agent_id)
+            if not isinstance(agent, Agent):
                 raise not_found((*field, str(i)), f"agent {agent_id}")
+            if joining and not agent.active:
+                raise deactivated((*field, str(i)), agent)
 
     def create_agent_group(self, name: str, member_ids: list[UUID]) -> Written:
         errors = Collector()
@@ -107,7 +136,7 @@ class AgentCommands(Base):
     @retrying()
     def remove_group_members(self, group_id: UUID, agent_ids: list[UUID]) -> Written:
         group = self._load(AgentGroup, group_id, ("groupId",), "group")
-        self._check_agents(("agentIds",), agent_ids)
+        self._check_agents(("agentIds",), agent_ids, joining=False)
         leaving = [a for a in dict.fromkeys(agent_ids) if a in group.member_ids]
         if leaving:
             group.remove_members(leaving)

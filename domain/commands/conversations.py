@@ -8,6 +8,7 @@ from uuid import UUID
 
 from domain.agents import Agent, AgentGroup
 from domain.assigner import Outcome
+from domain.commands.agents import deactivated
 from domain.commands.base import Base, Conflict, Written, retrying
 from domain.conversation import ADMIN, ASSIGNER, CLOSED, Conversation
 from domain.errors import invalid, not_found
@@ -23,6 +24,8 @@ class ConversationCommands(Base):
         agent = self._find(agent_id)
         if not isinstance(agent, Agent):
             raise not_found(("agentId",), f"agent {agent_id}")
+        if not agent.active:  # never, override or not
+            raise deactivated(("agentId",), agent)
         if conversation.status == CLOSED:
             raise invalid(("conversationId",), "the conversation is closed: reopen it first", "CLOSED")
         if conversation.assignee_id == agent_id:

@@ -9,7 +9,8 @@ version of mailroom must read them as they are). golden_events.jsonl was recorde
 bodies and header maps inline in MessageReceived); golden_events_mail_v2.jsonl after the
 bodies moved to blobs, with the blobs it refers to (UTF-8 text by key) in golden_blobs_v2.json.
 golden_events_access_v1.jsonl records the "access" scenario (record_access) when assignments
-by hand gained the admin's override (Assigned v2).
+by hand gained the admin's override (Assigned v2); golden_events_access_v2.jsonl when tokens
+gained an expiry (Issued v2) and agents their deactivation.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 import sys
 import tempfile
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -109,7 +111,8 @@ def record_access(services: Any) -> None:
     """Who may act (issue 8): an assignment by hand outside the conversation's groups, with an
     admin's override (Assigned v2). The conversation is made by its aggregate (no mail, so no
     blobs): opened, routed to Billing, assigned to Eve by the assigner, moved by hand to Finn
-    (not in Billing: override) and back to Eve (a member: no override)."""
+    (not in Billing: override) and back to Eve (a member: no override). Then (v2 of the scenario)
+    tokens: Finn's, expiring (Issued v2), and an admin's, revoked; and Finn is deactivated."""
     app = services.app
     imap = ServerSettings("imap.example.org", 993, TransportSecurity.TLS, ADDRESS)
     mailbox_id = app.bind_mailbox(ADDRESS, "first-password", "Help desk", MailProtocol.IMAP, imap)[0].id
@@ -126,6 +129,9 @@ def record_access(services: Any) -> None:
     app.save(conversation)
     app.assign_conversation(conversation.id, finn, override=True)
     app.assign_conversation(conversation.id, eve)
+    app.create_api_token("Finn's laptop", Role.AGENT, finn, datetime(2030, 1, 1, tzinfo=UTC))
+    app.revoke_api_token(app.create_api_token("ops", Role.ADMIN, None)[1].id)
+    app.deactivate_agent(finn)
 
 
 SCENARIOS = {"mail": record, "access": record_access}

@@ -38,7 +38,7 @@ from tests.unit.test_transcodings import domain_event_classes
 DATA = Path(__file__).resolve().parent.parent / "data"
 DIRECTORY_LOG = "golden_events.jsonl"
 MAIL_LOGS = {"golden_events_mail_v1.jsonl": None, "golden_events_mail_v2.jsonl": "golden_blobs_v2.json"}
-ACCESS_LOGS = ["golden_events_access_v1.jsonl"]  # record_golden.py's "access" scenario (issue 8)
+ACCESS_LOGS = ["golden_events_access_v1.jsonl", "golden_events_access_v2.jsonl"]  # record_golden.py: "access"
 ALL_LOGS = [DIRECTORY_LOG, *MAIL_LOGS, *ACCESS_LOGS]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -16,7 +17,7 @@ import pytest
 from api.bootstrap import Services
 from domain.commands.base import Written
 from domain.routing import RuleSpec
-from domain.values import AgentStatus, AssignmentStrategy, ServerSettings, TransportSecurity
+from domain.values import AgentStatus, AssignmentStrategy, Role, ServerSettings, TransportSecurity
 from projections.directory import Directory as DirectoryView
 from projections.rebuild import rebuild, verify
 from projections.tables import Rows
@@ -84,6 +85,12 @@ def write_history(services: Services, tag: str = "") -> dict[str, UUID]:
     app.upsert_account(ids["account"], f"Acme Inc{tag}", [f"acme{tag}.io", f"acme{tag}.de"], owner_id=agents[2])
     ids["contact"] = app.upsert_contact(f"Bob@Acme{tag}.com", name="Bob").id
     app.upsert_contact(f"bob@acme{tag}.com", account_id=ids["account"], owner_id=agents[3])
+    ids["leaver"] = app.create_agent("Leaver", f"leaver{tag}@example.com").id
+    ids["laptop"] = app.create_api_token(f"Leaver's laptop{tag}", Role.AGENT, ids["leaver"],
+                                         datetime.now(UTC) + timedelta(days=1))[1].id
+    ids["ops"] = app.create_api_token(f"ops{tag}", Role.ADMIN, None)[1].id
+    app.revoke_api_token(ids["ops"])
+    app.deactivate_agent(ids["leaver"])
     return ids
 
 
@@ -235,7 +242,7 @@ def test_two_processes_drive_the_view_concurrently(make_services: Callable[..., 
     assert first.projections.applied > 0
     assert verify(first.projections, the_view(first)) == []
     live = snapshot(first)
-    assert len(live["rm_agents"]) == 24
+    assert len(live["rm_agents"]) == 30 and len(live["rm_api_tokens"]) == 12
     assert rebuilt(second) == live
 
 
