@@ -186,8 +186,8 @@ class CostModel:
         if cost <= self.budget:
             return None
         return GraphQLError(
-            f"query cost {cost} is over the limit of {self.budget}: ask for fewer nested lists or "
-            "smaller pages (see the cost model in the schema's description of limits)",
+            f"query cost {cost} is over the limit of {self.budget}: ask for smaller pages (first) or "
+            "fewer nested lists (each field counts once per item of the lists above it)",
             extensions={"code": CODE, "cost": cost, "limit": self.budget})
 
     def cost(self, query: str | None, document: DocumentNode, operation_name: str | None,

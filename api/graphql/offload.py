@@ -9,7 +9,13 @@ client wait 1.7 s (p99). Operations whose estimated cost (api/graphql/cost.py) i
 `HEAVY` now run on the heavy lane: one thread with its own event loop, where heavy operations
 interleave with each other while the server's loop stays free for the rest. The GIL is still
 shared: the lane slows others by the interpreter's switch interval (lowered to 1 ms once the
-lane starts), not by whole answers.
+lane starts), not by whole answers. Measured through `mailroom serve` (SQLite, 2 cores), p99 of
+`{ me { role } }` from another client while 4 clients loop the same heavy query:
+
+    4 x conversations(first: 200) with every nested field (10k conversations)   1.7 s -> 80-100 ms
+    4 x agents { groups { members { name } } } (a group of 350: 122k names)      2.1 s -> 20-30 ms
+    4 x the report's nested agentGroups query (now refused: QUERY_TOO_COSTLY)        ->  21 ms
+    (alone: 5-10 ms)
 """
 
 from __future__ import annotations
