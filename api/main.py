@@ -26,11 +26,11 @@ from api.services import Services
 MAX_BODY = 1_000_000  # bytes; the largest legitimate request is a rule with many conditions
 # Python's collector, while serving: a full collection scans every object of the process (over
 # 100k once started: modules, schema, wiring), ~10 ms and more each, and came every few requests
-# that build long lists (1,000 agents), most of those requests' p99. Frozen, those objects are
-# no longer scanned; a larger young generation lets a request's short-lived objects die before
-# any collection sees them. (bench/graphql_reads: agentWorkloads' collector time per request
-# about 10 ms -> 0.3 ms, longest pause 300 ms -> 10 ms.)
-GC_YOUNG_THRESHOLD = 10_000  # default 700
+# that build long lists (1,000 agents): most of those requests' p99. Frozen, those objects are
+# no longer scanned (bench/graphql_reads: agentWorkloads' collector time per request ~10 ->
+# 0.5 ms, longest pause ~300 -> ~5 ms). The thresholds stay Python's: a larger young generation
+# (2,000 to 10,000) made fewer collections but longer ones, each over a whole request's objects
+# (a page's collector time at p99 2 ms at 700, 4 ms at 2,000, 5-8 ms at 10,000).
 
 
 def settle_collector() -> None:
@@ -42,9 +42,7 @@ def settle_collector() -> None:
 def tune_collector(workers: Workers) -> Callable[[], None]:
     """Freezes the process once started, and again once its followers have caught up (their
     start-up work done); returns the undo, for the lifespan's end."""
-    before = gc.get_threshold()
     settle_collector()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *before[1:])
 
     def when_ready() -> None:
         while not workers.stopping.wait(0.5):
@@ -55,7 +53,6 @@ def tune_collector(workers: Workers) -> Callable[[], None]:
     threading.Thread(target=when_ready, name="gc-settle", daemon=True).start()
 
     def undo() -> None:
-        gc.set_threshold(*before)
         gc.unfreeze()  # collectable again once the app is gone (tests start many)
 
     return undo
