@@ -73,7 +73,7 @@ from domain.values import AgentStatus, AssignmentStrategy, Condition, ConditionF
 
 # Bump whenever the shape of `Assigner.snapshot()` (or the meaning of what it holds) changes:
 # `restore` refuses any other version, and the caller folds the whole log instead.
-SNAPSHOT_VERSION = 2  # 2: agents carry `deactivated`
+SNAPSHOT_VERSION = 3  # 2: agents carry `deactivated`; 3: last handlers as columns
 
 FactsLoader = Callable[[UUID], "Arrived | None"]
 
@@ -509,7 +509,7 @@ class Assigner:
             "contact_emails": [[str(c), email] for c, email in s.contact_emails.items()],
             "account_owner": [[str(a), _str(o)] for a, o in s.account_owner.items()],
             "account_domains": [[str(a), list(d)] for a, d in s.account_domains.items()],
-            "last_handler": [[email, str(a)] for email, a in s.last_handler.items()],
+            "last_handler": _handlers_out(s.last_handler),
             "cursor": [[str(r), str(a)] for r, a in s.cursor.items()],
             "conversations": [[str(c), v.customer_email, _str(v.mailbox_id), _str(v.rule_id)]
                               for c, v in s.conversations.items()],
@@ -554,7 +554,7 @@ class Assigner:
         def agent(text: str) -> UUID:
             return agent_ids.get(text) or UUID(text)
 
-        s.last_handler = {email: agent(a) for email, a in data["last_handler"]}
+        s.last_handler = _handlers_in(data["last_handler"], agent)
         s.cursor = {UUID(r): agent(a) for r, a in data["cursor"]}
         s.conversations = {UUID(c): _Conversation(email, _uuid(m), _uuid(r))
                            for c, email, m, r in data["conversations"]}
@@ -569,6 +569,21 @@ class Assigner:
 
 
 # ---------------------------------------------------------------------- snapshot values
+
+def _handlers_out(handlers: dict[str, UUID]) -> dict[str, list[Any]]:
+    """The last handlers (one per customer ever served: the snapshot's biggest part) as columns,
+    agents by index: reading them back makes no list or UUID text per customer, whose freed
+    memory would stay with the process."""
+    agents: dict[UUID, int] = {}
+    return {"emails": list(handlers),
+            "by": [agents.setdefault(a, len(agents)) for a in handlers.values()],
+            "agents": [str(a) for a in agents]}
+
+
+def _handlers_in(data: dict[str, list[Any]], agent: Callable[[str], UUID]) -> dict[str, UUID]:
+    agents = [agent(a) for a in data["agents"]]
+    return dict(zip(data["emails"], (agents[i] for i in data["by"]), strict=True))
+
 
 def _str(value: UUID | None) -> str | None:
     return None if value is None else str(value)
