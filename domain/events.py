@@ -207,6 +207,7 @@ CONTACT_OWNER_CHANGED: type[OwnerChanged] = event_class(Contact, "OwnerChanged",
 
 ROUTED: type[Routed] = event_class(Conversation, "Routed", Routed)
 QUEUED: type[Queued] = event_class(Conversation, "Queued", Queued)
+LEFT_UNROUTED: type[Event] = event_class(Conversation, "LeftUnrouted", Event)
 ASSIGNED: type[Assigned] = event_class(Conversation, "Assigned", Assigned)
 CLOSED: type[Closed] = event_class(Conversation, "Closed", Closed)
 REOPENED: type[Reopened] = event_class(Conversation, "Reopened", Reopened)

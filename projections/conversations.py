@@ -106,6 +106,11 @@ def queued(e: ev.Queued, rows: Rows) -> None:
     rows.update(CONVERSATIONS, _id(e), status=Status.QUEUED.value, assignee_id=None)
 
 
+def left_unrouted(e: ev.Event, rows: Rows) -> None:
+    # No rule covers it (at arrival, after a reopen, or after its agent's deactivation): nobody holds it.
+    rows.update(CONVERSATIONS, _id(e), status=Status.UNROUTED.value, assignee_id=None)
+
+
 def assigned(e: ev.Assigned, rows: Rows) -> None:
     _record(e, rows, e.agent_id, e.decided_by)
     rows.update(CONVERSATIONS, _id(e), status=Status.OPEN.value, assignee_id=str(e.agent_id))
@@ -129,13 +134,14 @@ def quarantined(e: QuarantinedMessage.Quarantined, rows: Rows) -> None:
 
 class Conversations(View):
     name = "conversations"
-    version = 2  # 2: rm_conversation_groups.sort_key
+    version = 3  # 2: rm_conversation_groups.sort_key; 3: LeftUnrouted shown (status, no assignee)
     tables = (CONVERSATIONS, CONVERSATION_GROUPS, MESSAGES, ASSIGNMENTS, QUARANTINE)
     handlers = dispatch(
         on(Conversation.Opened, opened),
         on(Conversation.MessageReceived, message_received),
         on(ev.ROUTED, routed),
         on(ev.QUEUED, queued),
+        on(ev.LEFT_UNROUTED, left_unrouted),
         on(ev.ASSIGNED, assigned),
         on(ev.CLOSED, closed),
         on(ev.REOPENED, reopened),

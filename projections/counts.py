@@ -58,6 +58,7 @@ def _groups(row: dict[str, Any]) -> list[str]:
 
 class Counts(View):
     name = "counts"
+    version = 2  # 2: LeftUnrouted counted as UNROUTED
     tables = (COUNTED, COUNTS)
 
     def __init__(self) -> None:
@@ -65,6 +66,7 @@ class Counts(View):
             on(Conversation.Opened, self.opened),
             on(ev.ROUTED, self.routed),
             on(ev.QUEUED, lambda e, rows: self.status(e, rows, Status.QUEUED.value)),
+            on(ev.LEFT_UNROUTED, lambda e, rows: self.status(e, rows, Status.UNROUTED.value)),
             on(ev.ASSIGNED, lambda e, rows: self.status(e, rows, Status.OPEN.value)),
             on(ev.CLOSED, lambda e, rows: self.status(e, rows, Status.CLOSED.value)),
             on(ev.REOPENED, self.reopened),

@@ -103,11 +103,7 @@ def test_decoded_golden_events_land_on_their_handlers() -> None:
 @pytest.mark.parametrize("view", VIEWS, ids=lambda v: v.name)
 def test_an_event_without_a_handler_is_ignored(view: View) -> None:
     rows = cast(Rows, Untouched())
-    conversation = Conversation(UUID(int=1), "c@customer.example", "Hello", "ref-1")
-    conversation.leave_unrouted("no rule covers the mailbox", 3)  # recorded, but no view shows it
-    left_unrouted = conversation.collect_events()[-1]
-    assert type(left_unrouted) not in view.handlers
-    for event in (object(), left_unrouted, Conversation.Event(
+    for event in (object(), Conversation.Event(
             originator_id=UUID(int=1), originator_version=9, timestamp=datetime.now(UTC))):
         view.apply(event, rows)
 
@@ -134,6 +130,25 @@ def test_a_conversation_history_reaches_every_conversation_view() -> None:
     assert (counted["status"], counted["routed"]) == (ConversationStatus.OPEN.value, 1)
     [load] = rows.cached(WORKLOAD)
     assert (load["agent_id"], load["active"]) == (str(agent), 1)
+
+
+def test_a_conversation_left_unrouted_shows_unrouted_and_held_by_nobody() -> None:
+    """After its agent's deactivation, a conversation whose rule is gone and that no rule matches
+    is left unrouted: the list must not keep showing it OPEN with the agent."""
+    agent, rule, group = UUID(int=7), UUID(int=8), UUID(int=9)
+    conversation = Conversation(UUID(int=1), "c@customer.example", "Hello", "ref-1")
+    conversation.route(rule, [group], 3)
+    conversation.assign(agent, None, AssignmentStrategy.ROUND_ROBIN, "first", "assigner", 3, rule)
+    conversation.leave_unrouted("no rule covers the mailbox", 9)
+    history = conversation.collect_events()
+    rows = Rows(cast(Tx, None), fresh=True)
+    for view in (Conversations(), Counts()):
+        for event in history:
+            view.apply(event, rows)
+    [shown] = [r for r in rows.cached(CONVERSATIONS) if r["id"] == str(conversation.id)]
+    assert (shown["status"], shown["assignee_id"]) == (ConversationStatus.UNROUTED.value, None)
+    [counted] = rows.cached(COUNTED)
+    assert counted["status"] == ConversationStatus.UNROUTED.value
 
 
 def test_a_class_handled_twice_is_refused() -> None:
