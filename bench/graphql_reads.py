@@ -6,18 +6,20 @@ groups of 10, 3 mailboxes, 100 routing rules, 2,000 contacts, an AGENT token for
 followed by the projections; then conversations seeded straight into the read-model tables in
 bulk (rm_conversations, rm_conversation_groups, rm_messages, rm_assignments, rm_workload,
 rm_daily_totals, and the maintained counts when that view exists): one to three messages each,
-80% CLOSED, 12% OPEN, 5% QUEUED, 3% UNROUTED, one every 30 s. The list is grown in place: to
-10k, measured, to 100k, measured.
+80% CLOSED, 12% OPEN, 5% QUEUED, 3% UNROUTED, one every 30 s. Each size has a database of its
+own, set up alike (same seed) and seeded to that size.
 
-Measured: the app served in-process (create_app, no workers, its lifespan run as a server runs
-it: the views' followers, and the collector settled as api/main.py does) through httpx's ASGI
-transport; per query, 20 warm-up requests, then --rounds rounds of --requests sequential
-requests, each timed from send to parsed answer (authentication included); the round with the
-lowest p99 counts (a busy machine spoils single rounds). `SQL/req` counts the statements each
-request ran; `CPU/req` is this process's CPU time per request (all threads), which a busy machine
-inflates less than the wall-clock percentiles; `GC/req` the time in Python's garbage collector
-per request and `GC max` its longest pause in that round (before api/main.py froze the start-up
-objects, full collections scanned ~110k objects, ~90 ms each, every 15 requests or so).
+Measured: each size's app served in-process (create_app, no workers, its lifespan run as a
+server runs it: the views' followers, and the collector settled as api/main.py does) through
+httpx's ASGI transport, all sizes at once once ready; per query and size, 20 warm-up requests,
+then --rounds rounds of --requests sequential requests, each timed from send to parsed answer
+(authentication included), the sizes' rounds alternating (10k, 100k, 10k, ...) so that a busy
+machine slows both alike; per size, the round with the lowest p99 counts (a busy machine spoils
+single rounds). `SQL/req` counts the statements each request ran; `CPU/req` is this process's
+CPU time per request (all threads), which a busy machine inflates less than the wall-clock
+percentiles; `GC/req` the time in Python's garbage collector per request and `GC max` its
+longest pause in that round (before api/main.py froze the start-up objects, full collections
+scanned ~110k objects, ~90 ms each, every 15 requests or so).
 
     conversations   conversations(first: 50) { totalCount pageInfo edges { node { id subject status
                     customerEmail lastMessageAt assignee { name } groups { name } mailbox { address }
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import hashlib
@@ -50,7 +53,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -370,86 +373,102 @@ def _rows(data: dict[str, Any]) -> int:
     return len(value["edges"]) if isinstance(value, dict) else len(value)
 
 
-async def _measure(desk: Desk, backend: str, requests: int, rounds: int, profile: bool) -> tuple[list[Result], str]:
-    app = create_app(desk.services, run_workers=False)
-    results, report = [], ""
-    async with (app.router.lifespan_context(app),  # as served: followers running, collector settled
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client):
+async def _measure(desks: list[Desk], backend: str, requests: int, rounds: int,
+                   profile: bool) -> tuple[list[Result], list[str]]:
+    """Every size served at once, each by its own app; a query's rounds alternate between the
+    sizes, so that a busy machine slows them alike (their p99s are compared)."""
+    results, reports = [], []
+    async with contextlib.AsyncExitStack() as stack:
+        asks = []
+        for desk in desks:
+            app = create_app(desk.services, run_workers=False)
+            await stack.enter_async_context(app.router.lifespan_context(app))  # as served: followers, collector
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench"))
+            asks.append(_asker(client))
         await _ready()
-
-        async def ask(token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-            response = await client.post("/graphql", json={"query": query, "variables": variables},
-                                         headers={"Authorization": f"Bearer {token}"})
-            body = response.json()
-            assert response.status_code == 200 and not body.get("errors"), body
-            return dict(body["data"])
-
-        for name, token, query, variables in queries(desk):
-            for _ in range(WARMUP):
-                data = await ask(token, query, variables)
-            if name == "conversations":
-                assert data["conversations"]["totalCount"] == desk.seeded, data["conversations"]["totalCount"]
-            if name == "status OPEN":
-                assert data["conversations"]["totalCount"] == desk.statuses["OPEN"]
-            with StatementCounter() as counter:
-                await ask(token, query, variables)
-            tried = []
+        for index, (name, _, _, _) in enumerate(queries(desks[0])):
+            asked = [queries(desk)[index] for desk in desks]
+            counted, data = [], []
+            for desk, ask, (_, token, query, variables) in zip(desks, asks, asked, strict=True):
+                for _ in range(WARMUP):
+                    answer = await ask(token, query, variables)
+                if name == "conversations":
+                    assert answer["conversations"]["totalCount"] == desk.seeded, answer["conversations"]["totalCount"]
+                if name == "status OPEN":
+                    assert answer["conversations"]["totalCount"] == desk.statuses["OPEN"]
+                with StatementCounter() as counter:
+                    await ask(token, query, variables)
+                counted.append(counter.count)
+                data.append(answer)
+            tried: list[list[Result]] = [[] for _ in desks]
             for _ in range(rounds):
-                times = []
-                cpu = time.process_time()
-                with CollectorClock() as collector:
-                    for _ in range(requests):
-                        began = time.perf_counter()
-                        await ask(token, query, variables)
-                        times.append((time.perf_counter() - began) * 1000)
-                cpu_ms = (time.process_time() - cpu) * 1000 / requests
-                tried.append(Result(backend, desk.seeded, name, times, counter.count, _rows(data), cpu_ms,
-                                    collector.total / requests, collector.longest))
-            best = min(tried, key=lambda r: r.pct(0.99))
-            best.rounds_p99 = [r.pct(0.99) for r in tried]
-            results.append(best)
-            print(f"  {backend} {desk.seeded:,} {name}: p50 {best.pct(0.5):.1f} ms, p99 {best.pct(0.99):.1f} ms "
-                  f"(rounds: {' '.join(f'{p:.0f}' for p in best.rounds_p99)})", flush=True)
+                for k, (desk, ask, (_, token, query, variables)) in enumerate(zip(desks, asks, asked, strict=True)):
+                    times = []
+                    cpu = time.process_time()
+                    with CollectorClock() as collector:
+                        for _ in range(requests):
+                            began = time.perf_counter()
+                            await ask(token, query, variables)
+                            times.append((time.perf_counter() - began) * 1000)
+                    cpu_ms = (time.process_time() - cpu) * 1000 / requests
+                    tried[k].append(Result(backend, desk.seeded, name, times, counted[k], _rows(data[k]), cpu_ms,
+                                           collector.total / requests, collector.longest))
+            for desk, size_tried in zip(desks, tried, strict=True):
+                best = min(size_tried, key=lambda r: r.pct(0.99))
+                best.rounds_p99 = [r.pct(0.99) for r in size_tried]
+                results.append(best)
+                print(f"  {backend} {desk.seeded:,} {name}: p50 {best.pct(0.5):.1f} ms, p99 {best.pct(0.99):.1f} ms "
+                      f"(rounds: {' '.join(f'{p:.0f}' for p in best.rounds_p99)})", flush=True)
         if profile:  # the event loop's side only: work in the thread hops is not seen here
-            prof = cProfile.Profile()
-            prof.enable()
-            for _ in range(50):
-                await ask(ADMIN_TOKEN, LIST, {})
-            prof.disable()
-            out = io.StringIO()
-            stats = pstats.Stats(prof, stream=out).strip_dirs()
-            stats.sort_stats("cumulative").print_stats(30)
-            stats.sort_stats("tottime").print_stats(30)
-            report = f"--- profile: 50 x conversations, {backend}, {desk.seeded:,} ---\n{out.getvalue()}"
-    return results, report
+            for desk, ask in zip(desks, asks, strict=True):
+                prof = cProfile.Profile()
+                prof.enable()
+                for _ in range(50):
+                    await ask(ADMIN_TOKEN, LIST, {})
+                prof.disable()
+                out = io.StringIO()
+                stats = pstats.Stats(prof, stream=out).strip_dirs()
+                stats.sort_stats("cumulative").print_stats(30)
+                stats.sort_stats("tottime").print_stats(30)
+                reports.append(f"--- profile: 50 x conversations, {backend}, {desk.seeded:,} ---\n{out.getvalue()}")
+    results.sort(key=lambda r: r.conversations)  # by size, the queries in order within each
+    return results, reports
+
+
+Ask = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def _asker(client: httpx.AsyncClient) -> Ask:
+    async def ask(token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        response = await client.post("/graphql", json={"query": query, "variables": variables},
+                                     headers={"Authorization": f"Bearer {token}"})
+        body = response.json()
+        assert response.status_code == 200 and not body.get("errors"), body
+        return dict(body["data"])
+
+    return ask
 
 
 def run_backend(backend: str, sizes: list[int], requests: int, rounds: int,
                 profile: bool) -> tuple[list[Result], list[str]]:
-    results: list[Result] = []
-    reports: list[str] = []
-    with fresh_database(backend) as url:
-        services = open_services(url)
-        try:
+    """A database per size, seeded to it; then all of them measured together (_measure)."""
+    with contextlib.ExitStack() as stack:
+        desks = []
+        for size in sizes:
+            services = open_services(stack.enter_context(fresh_database(backend)))
+            stack.callback(services.close)
             desk = Desk(services)
             began = time.perf_counter()
             desk.setup()
-            print(f"  {backend}: directory in {time.perf_counter() - began:.1f} s", flush=True)
-            for size in sizes:
-                began = time.perf_counter()
-                desk.grow(size)
-                if services.database.is_postgres:
-                    with services.database.transaction() as tx:
-                        tx.execute("ANALYZE")
-                print(f"  {backend}: seeded to {size:,} in {time.perf_counter() - began:.1f} s "
-                      f"({dict(desk.statuses)})", flush=True)
-                found, report = asyncio.run(_measure(desk, backend, requests, rounds, profile))
-                results += found
-                if report:
-                    reports.append(report)
-        finally:
-            services.close()
-    return results, reports
+            desk.grow(size)
+            if services.database.is_postgres:
+                with services.database.transaction() as tx:
+                    tx.execute("ANALYZE")
+            print(f"  {backend}: directory and {size:,} conversations in {time.perf_counter() - began:.1f} s "
+                  f"({dict(desk.statuses)})", flush=True)
+            desks.append(desk)
+        return asyncio.run(_measure(desks, backend, requests, rounds, profile))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
