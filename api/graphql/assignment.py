@@ -22,7 +22,7 @@ from api.graphql.common import (
     require,
     services,
 )
-from api.graphql.conversations import Conversation, visible
+from api.graphql.conversations import Conversation, customer_visible, visible
 from api.graphql.types import Agent, agent_by_id
 from domain.commands.base import Written
 from domain.values import Role
@@ -70,6 +70,8 @@ class AssignmentQuery:
     @strawberry.field
     async def last_handler(self, info: Ctx, customer_email: str) -> Agent | None:
         require(info, *EVERYONE)
+        if not await customer_visible(info, customer_email):  # an agent: only its groups' customers
+            return None
         return await agent_by_id(info, await blocking(services(info).conversations.last_handler, customer_email))
 
 

@@ -28,6 +28,7 @@ from api.graphql.types import (
     from_row,
     plain,
     rows_by_id,
+    rules_visible,
 )
 from api.services import Services
 from domain.commands.tokens import Principal
@@ -205,7 +206,9 @@ class Conversation:
 
     @strawberry.field
     async def rule(self, info: Ctx) -> RoutingRule | None:
-        if not self.row.get("rule_id"):
+        # Rules (conditions, groups, mailboxes) are configuration: their one visibility rule,
+        # as for Query.routingRules, is ADMIN and AUDITOR; an agent sees null here.
+        if not self.row.get("rule_id") or not rules_visible(info):
             return None
         row = await loaders(info).rules.load(str(self.row["rule_id"]))
         return None if row is None else RoutingRule(row=row)
@@ -432,6 +435,18 @@ def known_agent_groups(info: Ctx, who: Principal) -> tuple[str, ...] | Unknown |
     if cached is None or not cached.done() or cached.cancelled() or cached.exception() is not None:
         return UNKNOWN
     return tuple(str(r["id"]) for r in cached.result())
+
+
+async def customer_visible(info: Ctx, customer_email: str) -> bool:
+    """A customer is visible to an agent through a conversation of the agent's groups."""
+    groups = await agent_group_ids(info)
+    if groups is None:
+        return True
+    if not groups:
+        return False
+    found = Filter(customer_email=customer_email.strip().lower(), group_ids=groups)
+    rows, _ = await blocking(services(info).conversations.rows, found, 1, None)
+    return bool(rows)
 
 
 async def agent_group_ids(info: Ctx) -> tuple[str, ...] | None:

@@ -12,11 +12,12 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.dataloader import DataLoader
 from strawberry.types.field import StrawberryField
 
 from adapters.database import Row
-from api.graphql.common import Ctx, loaders, services
+from api.graphql.common import Ctx, loaders, principal, services
 from domain import values
 from domain.values import (
     AgentStatus,
@@ -178,12 +179,28 @@ class Agent:
 
     @strawberry.field
     async def active_conversations(self, info: Ctx) -> int:
+        figures_visible(info, self.row["id"])
         return await loaders(info).workloads.load(str(self.row["id"]))
 
     @strawberry.field
     async def received_today(self, info: Ctx) -> int:
+        figures_visible(info, self.row["id"])
         today = datetime.now(ZoneInfo(services(info).settings.timezone)).date().isoformat()
         return await loaders(info).received_on.load((str(self.row["id"]), today))
+
+
+def figures_visible(info: Ctx, agent_id: object) -> None:
+    """An agent's figures (workload, daily totals) have one visibility rule on every path, as
+    for Query.agentWorkloads and dailyTotals: ADMIN and AUDITOR, and an agent its own."""
+    who = principal(info)
+    if who.role is Role.AGENT and str(who.agent_id) != str(agent_id):
+        raise GraphQLError("an AGENT token may read only its own figures (activeConversations, "
+                           "receivedToday)", extensions={"code": "FORBIDDEN"})
+
+
+def rules_visible(info: Ctx) -> bool:
+    """Routing rules are configuration: ADMIN and AUDITOR only, on every path to them."""
+    return principal(info).role is not Role.AGENT
 
 
 async def agent_by_id(info: Ctx, agent_id: object | None) -> Agent | None:
