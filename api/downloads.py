@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from urllib.parse import quote
+from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
@@ -32,6 +33,7 @@ def downloads_router(services: Services) -> APIRouter:
     @router.get("/attachments/{message_id}/{index}")
     async def attachment(message_id: str, index: int, request: Request) -> Response:
         who = await caller(request)
+        message_id = _id_or_404(message_id)
         message = await asyncio.to_thread(services.conversations.message, message_id)
         if who.role is Role.AGENT and (message is None or not await agent_may_see(who, message["conversation_id"])):
             raise HTTPException(status_code=403, detail="forbidden")  # agents: their groups' conversations only
@@ -49,6 +51,7 @@ def downloads_router(services: Services) -> APIRouter:
     async def quarantined_raw(quarantine_id: str, request: Request) -> Response:
         if (await caller(request)).role not in (Role.ADMIN, Role.AUDITOR):
             raise HTTPException(status_code=403, detail="forbidden")
+        quarantine_id = _id_or_404(quarantine_id)
         row = await asyncio.to_thread(services.conversations.quarantined, quarantine_id)
         data = await asyncio.to_thread(services.blobs.get, row["raw_blob"]) if row else None
         if data is None:
@@ -56,6 +59,15 @@ def downloads_router(services: Services) -> APIRouter:
         return Response(data, media_type="message/rfc822", headers=_download_headers(f"{quarantine_id}.eml"))
 
     return router
+
+
+def _id_or_404(text: str) -> str:
+    """Ids in these paths are UUIDs: anything else (a NUL byte included) is not found, and
+    never reaches the database."""
+    try:
+        return str(UUID(text))
+    except ValueError:
+        raise HTTPException(status_code=404, detail="not found") from None
 
 
 def _download_headers(filename: str) -> dict[str, str]:

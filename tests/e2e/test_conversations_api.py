@@ -364,6 +364,9 @@ def test_unparseable_mail_is_quarantined_with_its_raw_bytes(desk: Desk) -> None:
         assert response.headers["content-disposition"].startswith("attachment")
     assert download(desk, item["rawUrl"], desk.agent).status_code == 403
     assert download(desk, item["rawUrl"], None).status_code == 401
+    # Ids that are not UUIDs (a NUL byte: a driver error on PostgreSQL before) are not found.
+    for bad in ("/quarantine/%00/raw", "/quarantine/x%00y/raw", "/attachments/%00/0", "/attachments/a'b/0"):
+        assert download(desk, bad, desk.admin).status_code == 404, bad
     # An agent may not list the quarantine either.
     assert "FORBIDDEN" in error_codes(desk.server.gql_raw(desk.agent, query, id=box.id))
 
