@@ -19,10 +19,13 @@ from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
+from html import escape
 from io import BytesIO
 from itertools import islice
 from typing import Any, cast
 
+from adapters.addresses import bare_sender, parse_addresses
+from adapters.headerblock import repair_header_block
 from adapters.html import html_to_text, sanitize_html
 
 MAX_HEADERS = 200
@@ -186,6 +189,7 @@ def _decoded(value: str) -> str:
 def parse_mail(raw: bytes, *, max_part_bytes: int = 25 * 1024 * 1024, max_parts: int = 500) -> ParsedMail:
     if not raw.strip():
         raise Unparseable("the message is empty")
+    raw = repair_header_block(raw)
     try:
         message = BytesParser(policy=policy.default.clone(header_factory=_MessageHeaders())).parsebytes(raw)
         if not message.keys():
@@ -206,20 +210,14 @@ def _parse(message: EmailMessage, max_part_bytes: int, max_parts: int) -> Parsed
     leaves = list(_leaves(message))
     hint = next((c for c in (p.get_content_charset() for p in leaves) if c), None)
     headers = _raw_headers(message, hint)
-    senders = (a for name in ("from", "sender", "reply-to", "return-path") for a in _addresses(headers, name))
-    sender = next(senders, None)
-    if sender is None:
-        raise Unparseable("no sender address in From, Sender, Reply-To or Return-Path")
-    text_part = message.get_body(preferencelist=("plain",))
-    html_part = message.get_body(preferencelist=("html",))
+    sender = _sender(message, headers, hint, leaves)
+    pieces = _body_pieces(message)
     unsplit = [p for p in leaves if p.get_content_maintype() == "multipart"]  # broken multiparts: never parts
-    if text_part is None and html_part is None and unsplit:
-        text_part = unsplit[0]
-    html = sanitize_html(_body_text(html_part)) if html_part is not None else None
-    text = _body_text(text_part) if text_part is not None else ""
-    if not text.strip() and html:
-        text = html_to_text(html)
-    skip = {id(text_part), id(html_part), *map(id, unsplit)}
+    if not pieces and unsplit:
+        pieces = [(unsplit[0], None)]
+    text, html = _body(pieces)
+    skip = {id(p) for piece in pieces for p in piece if p is not None} | set(map(id, unsplit))
+    skip |= {id(p) for p in _unchosen_alternatives(message)}
     auto_submitted = headers.get("auto-submitted", "").strip().lower()
     precedence = headers.get("precedence", "").strip().lower()
     return ParsedMail(
@@ -269,22 +267,39 @@ def _repair_boundaries(message: MIMEPart) -> None:
 def _addresses(headers: dict[str, str], name: str) -> list[tuple[str, str | None]]:
     """(lower-cased addr-spec, display name) of each usable address in a header, in order."""
     value = headers.get(name)
-    if not value:
-        return []
-    try:
-        header: Any = _FACTORY(name, value)
-        parsed = [(a.addr_spec, a.display_name) for a in header.addresses]
-    except Exception:
-        parsed = []
-    found = [(_clean(a).lower(), _clean(n) or None) for a, n in parsed if _usable(a)]
-    if not found:  # lenient fallback for values the RFC parser gives up on
-        found = [(a.lower(), None) for a in re.findall(r"[^\s<>\"'(),;:\[\]]+@[^\s<>\"'(),;:\[\]]+", value)]
-    return found
+    return _addresses_in(name, value) if value else []
 
 
-def _usable(address: str) -> bool:
-    local, _, domain = address.rpartition("@")
-    return bool(local.strip()) and bool(domain.strip()) and not re.search(r"\s", address)
+def _addresses_in(name: str, value: str) -> list[tuple[str, str | None]]:
+    return [(_clean(a), _clean(n) if n else None) for a, n in parse_addresses(name, value, _FACTORY, _decoded)]
+
+
+def _sender(
+    message: MIMEPart, headers: dict[str, str], hint: str | None, leaves: list[MIMEPart]
+) -> tuple[str, str | None]:
+    """The first usable address of the From headers (all of them, in order: a first one may be junk), else
+    Sender, else Return-Path; Reply-To only when none of them has one (where replies go, not who wrote).
+    A bounce whose From has no domain (`MAILER-DAEMON (Mail Delivery System)`, `MAILER DAEMON <>`) is from
+    mailer-daemon (or its local part) at the domain of its Message-ID, else "invalid"."""
+    froms = [_header_text(str(v)[:_MAX_PARSED_CHARS], hint) for k, v in message.raw_items()
+             if k.strip().lower() == "from"]
+    for value in froms:
+        found = _addresses_in("from", value)
+        if found:
+            return found[0]
+    for name in ("sender", "return-path", "reply-to"):
+        found = _addresses(headers, name)
+        if found:
+            return found[0]
+    null_path = headers.get("return-path", "").strip() == "<>"
+    bare = next((b for b in (bare_sender(v, _decoded) for v in froms) if b is not None), None)
+    if bare is not None and (null_path or _is_bounce(message, leaves)):
+        local = re.sub(r"[^\w.+-]", "", bare[0]).lower() or "mailer-daemon"
+        ids = _message_ids(headers.get("message-id"))
+        domain = ids[0].rpartition("@")[2].lower() if ids and "@" in ids[0] else ""
+        domain = domain if re.fullmatch(r"[\w.-]+", domain) else "invalid"
+        return f"{local}@{domain}", bare[1]
+    raise Unparseable("no sender address in From, Sender, Reply-To or Return-Path")
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -343,6 +358,69 @@ def _payload(part: MIMEPart) -> bytes:
 
 def _body_text(part: MIMEPart) -> str:
     return decode_bytes(_payload(part), part.get_content_charset())
+
+
+Piece = tuple[MIMEPart | None, MIMEPart | None]  # (text/plain, text/html) of one body part
+
+
+def _is_body_text(part: MIMEPart) -> bool:
+    """An inline text/plain or text/html part without a filename: body, as mail clients show it."""
+    if part.get_content_type() not in ("text/plain", "text/html") or part.get_content_disposition() == "attachment":
+        return False
+    return not part.get_filename() if part.get_content_disposition() == "inline" else not part.get_param("name")
+
+
+def _body_pieces(part: MIMEPart) -> list[Piece]:
+    """The parts shown as the body, in order: in multipart/alternative the plain and the html rendering, in
+    multipart/related its root, in any other multipart (mixed, report, signed, ...) every inline text part."""
+    if part.get_content_maintype() != "multipart" or not part.is_multipart():
+        if part.get_content_disposition() == "attachment":
+            return []
+        kind = part.get_content_type()
+        return [(part, None)] if kind == "text/plain" else [(None, part)] if kind == "text/html" else []
+    subtype = part.get_content_subtype()
+    children = list(part.iter_parts())
+    if subtype == "alternative":
+        plain, html = part.get_body(preferencelist=("plain",)), part.get_body(preferencelist=("html",))
+        plain = plain if plain is not None and plain.get_content_type() == "text/plain" else None
+        html = html if html is not None and html.get_content_type() == "text/html" else None
+        return [(plain, html)] if plain is not None or html is not None else []
+    if subtype == "related":
+        start = str(part.get_param("start", "") or "").strip().strip("<>")
+        root = next((c for c in children if start and str(c.get("content-id", "")).strip().strip("<>") == start), None)
+        return _body_pieces(root or children[0]) if children else []
+    pieces: list[Piece] = []
+    for child in children:
+        if (child.get_content_maintype() == "multipart" and child.is_multipart()) or _is_body_text(child):
+            pieces.extend(_body_pieces(child))
+    return pieces
+
+
+def _unchosen_alternatives(message: MIMEPart) -> Iterator[MIMEPart]:
+    """text/plain and text/html renderings in a multipart/alternative that were not chosen (an empty plain
+    one beside the html, a second html): other renderings of the body, not attachments."""
+    for part in message.walk():
+        if part.get_content_type() == "multipart/alternative" and part.is_multipart():
+            yield from (p for p in part.iter_parts() if p.get_content_type() in ("text/plain", "text/html"))
+
+
+def _body(pieces: list[Piece]) -> tuple[str, str | None]:
+    """Text and sanitised HTML of the body pieces, one after another (a blank line between texts)."""
+    texts, htmls = [], []
+    any_html = any(html is not None for _, html in pieces)
+    for plain, html_part in pieces:
+        html = sanitize_html(_body_text(html_part)) if html_part is not None else None
+        text = _body_text(plain) if plain is not None else ""
+        if not text.strip() and html:
+            text = html_to_text(html)
+        if len(pieces) > 1 and not text.strip() and not (html or "").strip():
+            continue
+        texts.append(text)
+        if any_html:
+            htmls.append(html if html is not None else sanitize_html(f"<pre>{escape(text)}</pre>"))
+    if len(texts) <= 1:
+        return (texts[0] if texts else ""), (htmls[0] if htmls else None)
+    return "\n\n".join(t.rstrip("\r\n") for t in texts[:-1]) + "\n\n" + texts[-1], "\n".join(htmls)
 
 
 def _part(part: MIMEPart, hint: str | None, max_part_bytes: int) -> Part:

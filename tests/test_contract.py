@@ -22,7 +22,6 @@ PENDING_TYPES = {
     "AuditSeal",
 }
 PENDING_FIELDS = {
-    "Message.fromName",
     "Mutation.replyToConversation",
     "Query.sidebarSources", "Mutation.createSidebarSource", "Mutation.updateSidebarSource",
     "Mutation.deleteSidebarSource", "Mutation.upsertRecord", "Mutation.deleteRecord",

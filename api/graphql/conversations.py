@@ -74,6 +74,7 @@ class Message:
     direction: MessageDirection = plain(lambda r: MessageDirection(r["direction"]))
     message_id: str = plain(lambda r: f"<{r['message_id']}>")  # its RFC 5322 form, with angle brackets
     from_: str = plain(lambda r: str(r["from_address"]), name="from")
+    from_name: str | None = plain(lambda r: r["from_name"] or None)
     subject: str = plain(lambda r: str(r["subject"]))
     date: datetime = plain(lambda r: datetime.fromisoformat(r["date"]))
 

@@ -16,7 +16,6 @@ NO_SENDER = "no sender address in From, Sender, Reply-To or Return-Path"
 NO_HEADERS = "no header section: the data does not start with mail headers"
 # Every corpus file that is quarantined, and why. Anything else in the corpus must parse.
 QUARANTINED = {
-    "cpython-email-3.11.7/msg_05.txt": NO_SENDER,  # From: foo
     "cpython-email-3.11.7/msg_11.txt": NO_SENDER,
     "cpython-email-3.11.7/msg_18.txt": NO_SENDER,
     "cpython-email-3.11.7/msg_19.txt": NO_HEADERS,  # a digest body without headers
@@ -24,12 +23,10 @@ QUARANTINED = {
     "cpython-email-3.11.7/msg_38.txt": NO_SENDER,
     "cpython-email-3.11.7/msg_39.txt": NO_SENDER,
     "cpython-email-3.11.7/msg_40.txt": NO_SENDER,
-    "cpython-email-3.11.7/msg_43.txt": NO_SENDER,  # From: MAILER DAEMON <>, no Return-Path
     "flanker/attached-pdf.eml": NO_SENDER,
     "flanker/bounce/delayed-broken.eml": NO_SENDER,
     "mail-parser/non-rfc822/mail_outlook_1.msg": NO_HEADERS,  # an Outlook .msg (OLE file)
     "mikel-mail/error_emails/bad_encoded_subject.eml": NO_SENDER,
-    "mikel-mail/plain_emails/raw_email_incorrect_header.eml": NO_SENDER,  # a broken line ends the headers early
     "mikel-mail/rfc2822/example13.eml": NO_HEADERS,  # obsolete "From  :" syntax
     **{f"tnefparse/{p.name}": NO_HEADERS for p in (CORPUS / "tnefparse").glob("*.tnef")},  # raw TNEF streams
 }
