@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from api.graphql.common import EVERYONE, READERS, Ctx, blocking, principal, require, services
+from api.graphql.conversations import customer_visible
 from api.graphql.types import Account, Agent, AgentGroup, Contact, Mailbox, RoutingRule, Viewer
 from domain.ids import contact_id
 from domain.values import Role
@@ -76,6 +77,8 @@ class Query:
     @strawberry.field
     async def contact(self, info: Ctx, email: str) -> Contact | None:
         require(info, *EVERYONE)
+        if not await customer_visible(info, email):  # an agent: its groups' customers only, as lastHandler
+            return None
         row = await blocking(services(info).directory.contact, contact_id(email))
         return None if row is None else Contact(row=row)
 

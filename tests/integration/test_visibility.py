@@ -60,3 +60,12 @@ def test_an_agent_gets_the_last_handler_only_of_its_groups_customers(services: S
     assert run(services, query, agent(desk, "bob"), e="c0@customer.example")["lastHandler"] == handler
     assert run(services, query, agent(desk, "cid"), e="c0@customer.example")["lastHandler"] is None  # group B
     assert run(services, query, agent(desk, "cid"), e="C0@Customer.Example")["lastHandler"] is None
+
+
+def test_an_agent_reads_a_contact_only_of_its_groups_customers(services: Services) -> None:
+    desk = Desk(services, alpha=1, beta=0, gamma=0)  # c0 writes "alpha": group A (ann, bob)
+    query = "query($e: String!) { contact(email: $e) { name owner { name } } }"
+    shown = run(services, query, ADMIN, e="c0@customer.example")["contact"]
+    assert shown is not None and shown["name"] == "Customer 0"
+    assert run(services, query, agent(desk, "bob"), e="c0@customer.example")["contact"] == shown
+    assert run(services, query, agent(desk, "cid"), e="c0@customer.example")["contact"] is None  # group B
