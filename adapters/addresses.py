@@ -49,6 +49,8 @@ def parse_addresses(name: str, value: str, factory: Factory, decode: Decode) -> 
         address = address.strip()
         if not usable(address):
             continue
+        if re.search(r"\s", address) and address.lower() not in value.lower():
+            continue  # `Big Bug bb@bug.com`: words before an address, not a quoted local part
         display = phrase.strip() or _comment_near(value, address, decode)
         found.append((address.lower(), display or None))
     if not found:  # lenient fallback for values the RFC parser gives up on

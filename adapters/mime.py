@@ -6,7 +6,6 @@ conversation at all raises Unparseable with a short reason for the admins (it is
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import hashlib
 import re
@@ -25,6 +24,8 @@ from itertools import islice
 from typing import Any, cast
 
 from adapters.addresses import bare_sender, parse_addresses
+from adapters.charsets import ENCODED_WORD_ALIASES, decode_bytes, decode_header_bytes
+from adapters.charsets import clean as _clean
 from adapters.headerblock import repair_header_block
 from adapters.html import html_to_text, sanitize_html
 
@@ -33,14 +34,6 @@ MAX_HEADER_CHARS = 2_000
 _MAX_PARSED_CHARS = 32_768  # the stdlib header parsers are quadratic on long values: a 650 KB Subject takes 13 s
 _BULK = {"bulk", "junk", "list"}
 _DSN_TYPES = {"message/delivery-status", "message/global-delivery-status"}
-# Labels that mail clients use for the wider Microsoft/WHATWG charsets: decode with the superset.
-_ALIASES = {
-    "iso-8859-1": "cp1252", "iso8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "gb2312": "gb18030",
-    "gbk": "gb18030", "ks_c_5601-1987": "cp949", "euc-kr": "cp949", "shift_jis": "cp932", "shift-jis": "cp932",
-    "sjis": "cp932", "x-sjis": "cp932", "big5": "big5hkscs", "tis-620": "cp874", "windows-874": "cp874",
-}  # fmt: skip
-# Text labelled with these but valid UTF-8 is UTF-8 (a common mislabelling; the reverse is near impossible).
-_UTF8_SUSPECTS = {"us-ascii", "ascii", "iso-8859-1", "iso8859-1", "latin1", "latin-1", "cp1252", "windows-1252"}
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _ENCODED_WORD_CHARSET = re.compile(r"=\?([^?*\s]+)(?=[*?])")
 _BOUNDARY = re.compile(r"\bboundary\s*=\s*(?:\"([^\"]+)\"|([^\s;\"]+))", re.I)
@@ -78,15 +71,6 @@ class _MessageHeaders(_Headers):
 _UNSTRUCTURED = _Headers(use_default_map=False)  # decodes encoded-words, parses nothing else
 _FACTORY = _Headers()  # for the address and parameter parsers below
 _SERIALISE = policy.default.clone(linesep="\r\n", refold_source="none")
-
-
-def _as_cp1252(error: UnicodeError) -> tuple[str, int]:
-    """Codec error handler: bytes that are not UTF-8 are read as cp1252 (mixed or mislabelled text)."""
-    assert isinstance(error, UnicodeDecodeError)
-    return error.object[error.start : error.end].decode("cp1252", "replace"), error.end
-
-
-codecs.register_error("mailroom.cp1252", _as_cp1252)
 
 
 class Unparseable(Exception):
@@ -132,39 +116,13 @@ class ParsedMail:
     is_bounce: bool
 
 
-def decode_bytes(data: bytes, *charsets: str | None) -> str:
-    """Text from bytes, never raising: the declared charsets strictly, then UTF-8; a declared multi-byte
-    charset with a few bad sequences; last UTF-8 with each undecodable byte read as cp1252."""
-    labels = [name for name in ((c or "").strip().strip("\"'").lower() for c in charsets) if name]
-    if labels and labels[0] in _UTF8_SUSPECTS:
-        labels.insert(0, "utf-8")
-    for label in (*labels, "utf-8"):
-        try:
-            return _clean(data.decode(_ALIASES.get(label, label)))
-        except (LookupError, UnicodeError, ValueError, TypeError):
-            continue
-    if labels and labels[0] not in _UTF8_SUSPECTS and labels[0] not in ("utf-8", "utf8"):
-        try:
-            text = data.decode(_ALIASES.get(labels[0], labels[0]), errors="replace")
-            if text.count("\ufffd") <= 1 + len(data) // 200:
-                return _clean(text)
-        except (LookupError, UnicodeError, ValueError, TypeError):
-            pass
-    return _clean(data.decode("utf-8", errors="mailroom.cp1252"))
-
-
-def _clean(text: str) -> str:
-    """No NUL characters and no lone surrogates (neither can be stored in PostgreSQL text)."""
-    return _SURROGATES.sub("\ufffd", text.replace("\x00", ""))
-
-
 def _header_text(value: str, hint: str | None) -> str:
     """A raw header value as parsed from bytes: unfolded, 8-bit bytes decoded, encoded-word charsets widened."""
     value = "".join(value.splitlines())
     if _SURROGATES.search(value):
         with contextlib.suppress(UnicodeError):
-            value = decode_bytes(value.encode("utf-8", "surrogateescape"), "utf-8", hint)
-    return _ENCODED_WORD_CHARSET.sub(lambda m: "=?" + _ALIASES.get(m[1].lower(), m[1]), _clean(value))
+            value = decode_header_bytes(value.encode("utf-8", "surrogateescape"), hint)
+    return _ENCODED_WORD_CHARSET.sub(lambda m: "=?" + ENCODED_WORD_ALIASES.get(m[1].lower(), m[1]), _clean(value))
 
 
 def _raw_headers(part: MIMEPart, hint: str | None) -> dict[str, str]:
@@ -212,6 +170,9 @@ def _parse(message: EmailMessage, max_part_bytes: int, max_parts: int) -> Parsed
     headers = _raw_headers(message, hint)
     sender = _sender(message, headers, hint, leaves)
     pieces = _body_pieces(message)
+    if not pieces:  # only named text parts (no body by the rule above): the first one is the body, as before
+        fallback = message.get_body(preferencelist=("plain",)), message.get_body(preferencelist=("html",))
+        pieces = [fallback] if fallback != (None, None) else []
     unsplit = [p for p in leaves if p.get_content_maintype() == "multipart"]  # broken multiparts: never parts
     if not pieces and unsplit:
         pieces = [(unsplit[0], None)]

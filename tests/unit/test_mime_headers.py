@@ -23,6 +23,11 @@ def test_an_unindented_continuation_keeps_the_multipart_together() -> None:
     assert mail.headers["x-mailer"] == "Old Mailer 1.0"
 
 
+def test_an_unindented_parameter_no_longer_turns_the_body_into_base64() -> None:
+    mail = parse_mail(sample("unindented-base64.eml"))
+    assert mail.text == "Grüße aus Köln, die Rechnung kommt morgen."
+
+
 def test_a_junk_line_in_the_middle_of_the_headers() -> None:
     mail = parse_mail(sample("junk-line-in-headers.eml"))
     assert (mail.from_address, mail.subject, mail.text) == ("ann@example.com", "a junk line between headers",
