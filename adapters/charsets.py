@@ -68,8 +68,8 @@ def decode_bytes(data: bytes, *charsets: str | None) -> str:
         text = _iso2022(data, labels)
         if text is not None:
             return clean(text)
-    if labels and labels[0] in _ISO2022JP_LABELS and not data.isascii():  # Shift_JIS or EUC-JP labelled ISO-2022-JP
-        for name in ("cp932", "euc_jp"):
+    if labels and labels[0] in _ISO2022JP_LABELS and not data.isascii():  # 8-bit labelled 7-bit ISO-2022-JP
+        for name in ("utf-8", "cp932", "euc_jp"):
             text = _strict(data, name)
             if text is not None:
                 return clean(text)

@@ -6,7 +6,8 @@ in the middle (`boundary="..."` on a line of its own) then turn the whole mail i
 base64 junk. Mail clients read past them; so do we, in the obvious cases only:
 * a first line that is not a field, followed by a field: dropped (an mbox `From ` line is kept);
 * a line that is not a field, followed by a field, or a `param=value` after a header ending in
-  `;`: a continuation of the header before it (indented).
+  `;`: a continuation of the header before it (indented);
+* the obsolete `Name  :` (whitespace before the colon, RFC 5322 4.5.3): `Name:`.
 Anything else is left as it is. Pure: the same bytes give the same repair.
 """
 
@@ -17,6 +18,9 @@ import re
 _FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")  # the email package's test for a header line
 _PARAM = re.compile(rb"[ \t]*[\w.-]+\*?\d*\*?[ \t]*=")
 _END = re.compile(rb"\r?\n\r?\n")
+
+
+_OBS_FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]+:")  # RFC 5322 4.5.3: `Subject  :` (obsolete)
 
 
 def _ok(line: bytes) -> bool:
@@ -30,6 +34,7 @@ def repair_header_block(raw: bytes) -> bytes:
     first = lines[0].startswith(b"From ")
     if all(_ok(line) for line in lines[1 if first else 0 :]):
         return raw  # the usual case: nothing to repair
+    lines = [_OBS_FIELD.sub(rb"\1:", line, count=1) if _OBS_FIELD.match(line) else line for line in lines]
     out: list[bytes] = []
     for i, line in enumerate(lines):
         if _ok(line) or (i == 0 and first):

@@ -70,3 +70,14 @@ def test_a_body_without_a_blank_line_is_still_the_body() -> None:
 def test_no_headers_at_all_is_still_quarantined() -> None:
     with pytest.raises(Unparseable):
         parse_mail(b"just some text\r\nmore text\r\n")
+
+
+def test_obsolete_whitespace_before_the_colon() -> None:
+    mail = parse_mail(b"Subject  : hi there\r\nFrom : Ann <ann@example.com>\r\n\r\nbody\r\n")
+    assert (mail.from_address, mail.from_name, mail.subject) == ("ann@example.com", "Ann", "hi there")
+
+
+def test_utf8_labelled_iso_2022_jp_is_utf8() -> None:
+    head = b"From: a@example.jp\r\nSubject: x\r\nContent-Type: text/plain; charset=iso-2022-jp\r\n\r\n"
+    raw = head + "お問い合わせ".encode()
+    assert parse_mail(raw).text == "お問い合わせ"
