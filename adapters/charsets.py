@@ -82,8 +82,10 @@ def decode_bytes(data: bytes, *charsets: str | None) -> str:
     if labels and labels[0] not in UTF8_SUSPECTS and labels[0] not in ("utf-8", "utf8"):
         try:
             text = data.decode(codec(labels[0]), errors="replace")
-            if text.count("\ufffd") <= 1 + len(data) // 200:
-                return clean(text)
+            cjk = codec(labels[0]) in _CJK_CODECS  # a CJK reading with a few holes beats cp1252 mojibake
+            if text.count("\ufffd") <= (2 + len(text) // 10 if cjk else 1 + len(data) // 200):
+                strict = guess_cjk(data) if cjk else None
+                return clean(strict if strict is not None else text)  # a whole reading beats a patched one
         except (LookupError, UnicodeError, ValueError, TypeError):
             pass
     if undeclared:  # nothing (true) declared: guess

@@ -79,3 +79,9 @@ def test_a_cjk_hint_is_trusted_for_headers() -> None:
 def test_the_same_bytes_always_decode_the_same() -> None:
     data = sample("cp1251-undeclared.eml")
     assert len({parse_mail(data).text for _ in range(3)}) == 1
+
+
+def test_a_declared_cjk_charset_with_a_few_bad_bytes_is_still_read_in_it() -> None:
+    text = decode_bytes("這是繁體中文".encode("big5") + b"\xff\xfe", "big5")
+    assert text.startswith("這是繁體中文")
+    assert "Â" not in text and "³" not in text  # not cp1252 mojibake
