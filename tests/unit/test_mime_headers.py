@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.headerblock import repair_header_block
 from adapters.mime import Unparseable, parse_mail
@@ -81,3 +83,20 @@ def test_utf8_labelled_iso_2022_jp_is_utf8() -> None:
     head = b"From: a@example.jp\r\nSubject: x\r\nContent-Type: text/plain; charset=iso-2022-jp\r\n\r\n"
     raw = head + "お問い合わせ".encode()
     assert parse_mail(raw).text == "お問い合わせ"
+
+
+_LINES = st.sampled_from([b"From: a@example.com", b"Subject: x", b" folded", b"junk line", b"boundary=x",
+                          b"Content-Type: multipart/mixed;", b"From a@b Mon", b"", b"X-A : 1", b"\xff\xfe bytes"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINES, max_size=8), st.sampled_from([b"\n", b"\r\n"]))
+def test_repair_is_idempotent_and_parsing_never_crashes(lines: list[bytes], end: bytes) -> None:
+    raw = end.join(lines) + end + end + b"body" + end
+    once = repair_header_block(raw)
+    assert repair_header_block(once) == once
+    assert once.endswith(b"body" + end)
+    try:
+        parse_mail(raw)
+    except Unparseable as exc:
+        assert exc.reason
