@@ -24,7 +24,7 @@ mutation($input: BindMailboxInput!) {{
   bindMailbox(input: $input) {{ mailbox {{ {MAILBOX_HEALTH} }} {USER_ERRORS} }}
 }}"""
 MESSAGE_FIELDS = """
-  id direction messageId from to cc subject date text html deliveryStatus
+  id direction messageId from fromName to cc subject date text html deliveryStatus
   attachments { filename contentType size url }
 """
 CONVERSATION_FIELDS = f"""

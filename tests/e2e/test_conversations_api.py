@@ -148,6 +148,7 @@ def test_sync_takes_the_mails_in_as_threaded_conversations(desk: Desk, inbox: In
     assert [bare(m["messageId"]) for m in order["messages"]] == [bare(inbox.question_id), bare(inbox.reply_id)]
     question, reply = order["messages"]
     assert question["from"] == inbox.customer
+    assert question["fromName"] == "Carol"  # Message.fromName: the sender's display name
     assert question["to"] == [inbox.mailbox.address]
     assert question["cc"] == []
     assert question["subject"] == order["subject"]
@@ -165,6 +166,7 @@ def test_sync_takes_the_mails_in_as_threaded_conversations(desk: Desk, inbox: In
     assert len(invoice["messages"]) == 1
     message = invoice["messages"][0]
     assert message["from"] == inbox.other
+    assert message["fromName"] == "Dave"
     assert message["to"] == [inbox.mailbox.address]
     assert message["cc"] == [inbox.other.replace("dave-", "accounts-")]
     assert message["subject"] == invoice["subject"]
