@@ -13,6 +13,7 @@ from api.processes.sync import MailboxSync
 from domain.routing import RuleSpec
 from domain.values import AgentStatus, AssignmentStrategy, Condition, ConditionField, ConditionOperator
 from tests.dovecot import Dovecot
+from tests.integration.assign_support import replay
 from tests.integration.faults_support import append_many
 from tests.integration.intake_support import bind, mail
 
@@ -110,11 +111,6 @@ def test_a_restarted_assigner_resumes_without_deciding_twice(
 def test_replaying_the_log_re_derives_every_decision(services: Services, dovecot: Dovecot) -> None:
     """An auditor's check: decide again over the log without the recorded decisions; the same
     conversations get the same routing, agent, strategy and reason."""
-    from zoneinfo import ZoneInfo
-
-    from api.processes.assigner import DECISIONS, recorded_outcome
-    from domain.assigner import Assigner
-
     mailbox_id, user = bind(services, dovecot)
     agents, group = team(services, ["ann", "bob", "cid"], capacity=4)
     services.app.create_routing_rule(RuleSpec(name="All", mailbox_ids=[mailbox_id], group_ids=[group],
@@ -127,19 +123,6 @@ def test_replaying_the_log_re_derives_every_decision(services: Services, dovecot
     written = services.app.set_agent_status(agents[0], AgentStatus.ONLINE)
     assert services.assigner.wait_for(written.position)
 
-    app = services.app
-    recorded, replayed = [], []
-    fresh = Assigner(ZoneInfo("UTC"), services.assigner.consumer.facts)
-    for notification in app.recorder.select_notifications(1, 100_000):
-        event = app.mapper.to_domain_event(notification)
-        outcome = recorded_outcome(event) if notification.topic in DECISIONS else None
-        if outcome is not None:
-            recorded.append(outcome)
-            continue
-        replayed.extend(fresh.observe(notification.id, event))
-
-    def key(o: object) -> tuple[object, ...]:
-        return (o.conversation_id, o.kind, o.decided_at, o.agent_id, o.strategy, o.reason)  # type: ignore[attr-defined]
-
-    assert sorted(map(key, recorded), key=str) == sorted(map(key, replayed), key=str)
-    assert any(o.kind == "queued" for o in recorded) and sum(o.kind == "assigned" for o in recorded) == 12
+    recorded, replayed, _ = replay(services)
+    assert recorded == replayed
+    assert any(k[1] == "queued" for k in recorded) and sum(k[1] == "assigned" for k in recorded) == 12

@@ -11,15 +11,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from api.auth import token_usage, who
 from api.bootstrap import Services
-from api.processes.assigner import DECISIONS, recorded_outcome
-from domain.assigner import Assigner
 from domain.commands.tokens import Principal
 from domain.tokens import hash_token
 from domain.values import Role
+from tests.integration.assign_support import replay
 from tests.integration.test_graphql_reads import Desk, agent, following, run, settle
 from tests.integration.test_manual_assignment_api import error_codes
 
@@ -158,24 +156,13 @@ def test_deactivating_an_agent_routes_its_open_conversations_again_once(
     assert {r["status"] for r in services.database.query("SELECT status FROM rm_conversations")} == {"OPEN"}
 
     # each decision once, at the deactivation's position; a replay of the log re-derives them all
-    recorded, replayed = [], []
-    fresh = Assigner(ZoneInfo("UTC"), services.assigner.consumer.facts)
-    for notification in app.recorder.select_notifications(1, 100_000):
-        event = app.mapper.to_domain_event(notification)
-        outcome = recorded_outcome(event) if notification.topic in DECISIONS else None
-        if outcome is not None:
-            recorded.append(outcome)
-            continue
-        replayed.extend(fresh.observe(notification.id, event))
-
-    def key(o: Any) -> tuple[Any, ...]:
-        return (o.conversation_id, o.kind, o.decided_at, o.agent_id, o.strategy, o.reason)
-
-    assert sorted(map(key, recorded), key=str) == sorted(map(key, replayed), key=str)
+    recorded, replayed, _ = replay(services)
+    assert recorded == replayed
     deactivated_at = max(n.id for n in app.recorder.select_notifications(1, 100_000)
                          if n.topic == "mailroom:Agent.Deactivated")
-    again = [key(o) for o in recorded if o.decided_at == deactivated_at]
-    assert sorted(k[1] for k in again) == ["assigned", "queued"] and {k[0] for k in again} == {UUID(c) for c in held}
+    again = [k for k in recorded if k[2] == deactivated_at]  # (conversation, kind, decided_at, ...)
+    assert sorted(k[1] for k in again) == ["assigned", "queued"] and {k[0] for k in again} == {
+        str(UUID(c)) for c in held}
     # a restarted process rebuilds the same state from the log (and its snapshots)
     restarted = make_services()
     assert json.dumps(restarted.assigner.consumer.current().snapshot(), sort_keys=True) == json.dumps(
