@@ -16,7 +16,6 @@ from domain.values import (
     ConditionMatch,
     ConditionOperator,
     MailProtocol,
-    Role,
     TransportSecurity,
 )
 
@@ -87,13 +86,6 @@ class UpdateAgentInput:
 class CreateAgentGroupInput:
     name: str
     member_ids: list[UUID] | None = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class CreateApiTokenInput:
-    name: str
-    role: Role
-    agent_id: UUID | None = None
 
 
 @strawberry.input
