@@ -27,6 +27,11 @@ class TokenUsage:
         self.every = every
         self._written: dict[UUID, float] = {}  # token -> monotonic time of this process's last write
         self._lock = threading.Lock()
+        self.create_table(database)
+
+    @staticmethod
+    def create_table(database: Database) -> None:
+        """Made by bootstrap under the schema lock, so that replicas starting together do not race."""
         with database.transaction() as tx:
             tx.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (token_id TEXT PRIMARY KEY, last_used_at TEXT NOT NULL)")
 

@@ -13,10 +13,12 @@ from adapters.database import Database
 from adapters.event_index import StoredEventIndex
 from adapters.locks import MailboxLocks, PostgresLocks, SqliteLocks
 from adapters.recorders import POSTGRES_TOPIC, SQLITE_TOPIC
+from adapters.schema_lock import schema_lock
 from adapters.secrets import EncryptedSecretStore, key_file_secret
 from adapters.settings import Settings, SettingsError, parse_database_url
 from adapters.snapshots import FollowerSnapshots
 from adapters.syncstate import SyncState
+from adapters.token_usage import TokenUsage
 from api.processes.assigner import AssignerProcess
 from api.services import Services
 from domain.application import Mailroom
@@ -52,6 +54,11 @@ def bootstrap(settings: Settings, verify_login: LoginVerifier | None = None) -> 
     env["APPLICATION_RECORDER_TOPIC"] = SQLITE_TOPIC if "SQLITE_DBNAME" in env else POSTGRES_TOPIC
     if "SQLITE_DBNAME" in env:
         Path(env["SQLITE_DBNAME"]).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    with schema_lock(env):  # tables are created by one starting process at a time
+        return _wired(settings, env, verify_login)
+
+
+def _wired(settings: Settings, env: dict[str, str], verify_login: LoginVerifier | None) -> Services:
     app = Mailroom(env)
     datastore: Any = app.factory.datastore  # type: ignore[attr-defined]
     database = Database(datastore)
@@ -71,6 +78,7 @@ def bootstrap(settings: Settings, verify_login: LoginVerifier | None = None) -> 
     locks: MailboxLocks = PostgresLocks(database.connect) if database.is_postgres else SqliteLocks(database)
     snapshots = FollowerSnapshots(database)
     snapshots.create_table()
+    TokenUsage.create_table(database)
     process = AssignerProcess(app, database, ZoneInfo(settings.timezone), snapshots)
     process.ensure_position_row()
     assigner = Follower(process, lambda after, limit: projections.read(after, limit), projections.head,
