@@ -249,13 +249,18 @@ MESSAGE_RECEIVED_V1 = (
 )
 
 
-@pytest.fixture
-def mapper() -> Mapper[UUID]:
+def stored_event_mapper() -> Mapper[UUID]:
+    """The mapper as the application builds it (eventsourcing's transcodings, then mailroom's)."""
     transcoder = JSONTranscoder()
     for transcoding in (UUIDAsHex(), DatetimeAsISO()):
         transcoder.register(transcoding)
     register_all(transcoder)
     return Mapper(transcoder)
+
+
+@pytest.fixture
+def mapper() -> Mapper[UUID]:
+    return stored_event_mapper()
 
 
 def test_a_v1_message_received_is_read_with_its_text_and_headers_moved(mapper: Mapper[UUID]) -> None:

@@ -14,13 +14,12 @@ from typing import Any, cast
 from uuid import UUID
 
 import pytest
-from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Mapper, StoredEvent, UUIDAsHex
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import resolve_topic
 
 from adapters.database import Tx
 from domain import assigner, events
 from domain.conversation import ADMIN, Conversation
-from domain.transcodings import register_all
 from domain.values import AssignmentStrategy, ConversationStatus
 from projections.conversations import CONVERSATIONS, Conversations
 from projections.counts import COUNTED, Counts
@@ -28,7 +27,7 @@ from projections.directory import Directory
 from projections.tables import Rows
 from projections.view import View, dispatch, on
 from projections.workload import WORKLOAD, Workload
-from tests.unit.test_transcodings import domain_event_classes
+from tests.unit.test_transcodings import domain_event_classes, stored_event_mapper
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 GOLDEN_LOGS = sorted(DATA.glob("golden_events*.jsonl"))
@@ -47,14 +46,6 @@ def golden_events() -> list[StoredEvent]:
     return [StoredEvent(originator_id=UUID(e["originator_id"]), originator_version=e["originator_version"],
                         topic=e["topic"], state=e["state"].encode())
             for log in GOLDEN_LOGS for e in map(json.loads, log.read_text().splitlines())]
-
-
-def mapper() -> Mapper[UUID]:
-    transcoder = JSONTranscoder()
-    for transcoding in (UUIDAsHex(), DatetimeAsISO()):
-        transcoder.register(transcoding)
-    register_all(transcoder)
-    return Mapper(transcoder)
 
 
 class Untouched:
@@ -91,7 +82,7 @@ def test_every_handled_class_has_golden_events(name: str) -> None:
 def test_decoded_golden_events_land_on_their_handlers() -> None:
     """The mapper upcasts (MessageReceived v1 -> v2, InboundKey v1 -> v2) into the current class,
     so an old event is dispatched like a new one."""
-    m = mapper()
+    m = stored_event_mapper()
     decoded = [m.to_domain_event(stored) for stored in golden_events()]
     received = [e for e in decoded if type(e) is Conversation.MessageReceived]
     assert {e.mail.text_blob is None for e in received} == {True, False}  # v1 (upcast) and v2 both there
