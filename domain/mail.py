@@ -31,6 +31,16 @@ class AttachmentRef:
 
 
 @dataclass(frozen=True)
+class BounceReport:
+    """What a delivery report (DSN or a mailer-daemon's bounce) says about mail it quotes.
+    Intake uses it to find the reply it bounces; it is not recorded as such."""
+
+    original_ids: tuple[str, ...]  # Message-IDs of the mail it reports on, normalised (normalise_message_id)
+    reason: str  # the server's words, e.g. "550 5.1.1 <x@example.com>: user unknown"; at most 500 characters
+    failed: bool  # a permanent failure (DSN Action: failed, or a plain bounce), not a delay notice
+
+
+@dataclass(frozen=True)
 class InboundMail:
     """A message as parsed, with its body text and header map: what intake works on. Events
     recorded before the bodies moved to blobs (MessageReceived v1) hold this record; new ones

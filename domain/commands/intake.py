@@ -32,7 +32,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.commands.base import Base, Conflict
 from domain.conversation import CLOSED, Conversation, InboundKey, QuarantinedMessage, conversation_id, message_uuid
-from domain.mail import InboundMail, conversation_ref, message_key, normalise_message_id, refs_in_subject
+from domain.mail import BounceReport, InboundMail, conversation_ref, message_key, normalise_message_id, refs_in_subject
 
 SNAPSHOT_EVERY = 32  # conversation events between snapshots
 
@@ -46,6 +46,7 @@ class Arrival:
     raw_blob: str
     mail: InboundMail | None = None
     problem: str | None = None
+    bounce: BounceReport | None = None  # set when the mail is a delivery report
 
 
 @dataclass
