@@ -81,7 +81,7 @@ def prepare(batch: list[tuple[str, bytes]], mailbox_address: str) -> Prepared:
             references=parsed.references, attachments=attachments, headers=parsed.headers,
             markers=markers(parsed, mailbox_address))
         pending.extend((mail.text_data(), mail.headers_data()))  # the event refers to these by key
-        out.append(Arrival(source=source, size=len(raw), raw_blob=mail.raw_blob, mail=mail))
+        out.append(Arrival(source=source, size=len(raw), raw_blob=mail.raw_blob, mail=mail, bounce=parsed.bounce))
     return out, compress_all(pending)
 
 

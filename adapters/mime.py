@@ -6,8 +6,10 @@ conversation at all raises Unparseable with a short reason for the admins (it is
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import hashlib
+import quopri
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.generator import BytesGenerator
 from email.headerregistry import BaseHeader, HeaderRegistry
-from email.message import EmailMessage, MIMEPart
+from email.message import EmailMessage, Message, MIMEPart
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from html import escape
@@ -28,6 +30,7 @@ from adapters.charsets import ENCODED_WORD_ALIASES, decode_bytes, decode_header_
 from adapters.charsets import clean as _clean
 from adapters.headerblock import repair_header_block
 from adapters.html import html_to_text, sanitize_html
+from domain.mail import BounceReport, normalise_message_id
 
 MAX_HEADERS = 200
 MAX_HEADER_CHARS = 2_000
@@ -37,6 +40,59 @@ _DSN_TYPES = {"message/delivery-status", "message/global-delivery-status"}
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _ENCODED_WORD_CHARSET = re.compile(r"=\?([^?*\s]+)(?=[*?])")
 _BOUNDARY = re.compile(r"\bboundary\s*=\s*(?:\"([^\"]+)\"|([^\s;\"]+))", re.I)
+
+# --- delivery reports and auto-replies (see _bounce and _is_autoreply) ---
+# The parts a report returns the original in: whole, or its header section only (RFC 3462, RFC 6533).
+_RETURNED_TYPES = {"message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers",
+                   "message/global-headers"}
+# DSN Actions that are no failure: a delay warning or a success notice (RFC 3464 2.3.3).
+_NOT_FAILED = {"delayed", "delivered", "relayed", "expanded"}
+_DAEMONS = {"mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "postmaster"}
+# Subjects mail servers give their non-standard bounces (Postfix, Exim, qmail, sendmail, Exchange, Gmail,
+# Domino, ...). Anchored at the start: a customer's "Re: delivery failed for my order" is not one.
+_BOUNCE_SUBJECT = re.compile(
+    r"\s*(?:warning:\s*)?(?:undeliver|unzustellbar|nicht zustellbar|non remis|non recapitabile|no se puede entregar"
+    r"|failure notice|returned mail|delayed mail|mail system error|could not send message"
+    r"|(?:message |mail )?delivery (?:status notification|failure|failed|has failed|notification|delayed|problem)"
+    r"|mail delivery (?:failed|failure|problem|subsystem|system)|(?:message |mail )?(?:not|could not be) delivered"
+    r"|non[- ]?delivery)", re.I)
+# A bounce that is only a warning: the server is still trying (no DSN part says so, the subject does).
+_DELAY_SUBJECT = re.compile(r"\bdelay|still being retried|could not send message for past|warning:|verz(?:ö|oe)gert",
+                            re.I)
+# "Message-ID: <...>" lines of original headers quoted in a bounce's text (indented or ">"-quoted too);
+# only these lines: a bounce names addresses in <...@...> too, which are no Message-IDs.
+_QUOTED_ID = re.compile(r"^[ \t>]*message-id:[ \t]*(?:\r?\n[ \t]+)?<([^<>\s]+@[^<>\s]+)>", re.I | re.M)
+_HEADER_ID = re.compile(r"^message-id:[ \t]*((?:[^\r\n]*)(?:\r?\n[ \t]+[^\r\n]*)*)", re.I | re.M)
+_DSN_FIELD = re.compile(r"([A-Za-z][A-Za-z0-9-]*)[ \t]*:(.*)")
+_ADDRESS_TYPE = re.compile(r"^\s*[A-Za-z][\w-]*\s*;\s*")  # "smtp; 550 ...", "rfc822; a@example.com"
+# The server's words in a bounce's text: a reply code with an enhanced status anywhere on a line
+# ("550 5.1.1 <a@example.com>: User unknown"), or a bare reply code where servers quote one.
+_SMTP_REPLY = re.compile(r"(?<![\w.])[45]\d\d[ -][245]\.\d{1,3}\.\d{1,3}\b"
+                         r"|(?:^|said:|error:|returned|response:|reply:)\s*['\"(]?[45]\d\d[ -]\S", re.I)
+# Where a bounce's text stops being the server's and becomes the returned message.
+_RETURNED_TEXT = re.compile(r"^\W*(?:original message|.*below this line is a copy|.*this is a copy of the message"
+                            r"|.*message follows|.*returned message|.*headers? of the (?:original|returned) message"
+                            r"|.*undelivered message)", re.I)
+# Lines of bounce boilerplate (greeting, apology, advice), never the reason.
+_BOILERPLATE = re.compile(
+    r"^\W*(?:this is (?:the|an?) (?:mail|qmail|automatically|automatic|warning|permanent|temporary|mime|delivery)"
+    r"|(?:hi|hello|dear|hallo|guten tag)\b|i'?m (?:sorry|afraid)|(?:be )?delivered to one or more"
+    r"|this message was created automatically|for further assistance|if you do so|you can delete your own text"
+    r"|the mail system\W*$|a message that you sent could not be delivered|the following address(?:\(es\)|es)? failed"
+    r"|sorry it didn'?t work out|delivery has failed to these recipients|was this helpful|how to fix it"
+    r"|technical details of|diese nachricht wurde automatisch|dies ist eine automatisch)", re.I)
+_MEANINGFUL_LINES = 3
+_MAX_REASON = 500
+_MAX_SCANNED_TEXT = 100_000  # a bounce's own words come first; its returned message can be megabytes
+# Auto-replies: headers vacation programs and autoresponders set (any value but a "no").
+_AUTOREPLY_FLAGS = ("x-autoreply", "x-autorespond", "x-autoresponse", "x-autoresponder", "x-mail-autoreply",
+                    "x-autoreply-from")
+_AUTOREPLY_PRECEDENCE = {"auto_reply", "auto-reply", "autoreply"}
+_AUTOREPLY_MAILER = re.compile(r"\b(?:vacation|auto[- ]?responder|auto[- ]?reply)\b", re.I)
+_AUTOREPLY_SUBJECT = re.compile(
+    r"\s*(?:auto:|automatic reply\s*:|auto[- ]?reply\s*:|auto[- ]?response\s*:|abwesenheitsnotiz|automatische antwort"
+    r"|r[ée]ponse automatique|risposta automatica|respuesta autom[áa]tica"
+    r"|out of (?:the )?office(?:\s*(?::|-|\(|$)|\s+auto|\s+reply|\s+notice|\s+until))", re.I)
 
 
 class _Headers(HeaderRegistry):
@@ -114,6 +170,7 @@ class ParsedMail:
     precedence: str | None
     is_autoreply: bool
     is_bounce: bool
+    bounce: BounceReport | None  # what a delivery report says (None unless is_bounce)
 
 
 def _header_text(value: str, hint: str | None) -> str:
@@ -181,6 +238,9 @@ def _parse(message: EmailMessage, max_part_bytes: int, max_parts: int) -> Parsed
     skip |= {id(p) for p in _unchosen_alternatives(message)}
     auto_submitted = headers.get("auto-submitted", "").strip().lower()
     precedence = headers.get("precedence", "").strip().lower()
+    subject = " ".join(_decoded(headers.get("subject", "")).split())
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    is_bounce = _is_bounce(message, leaves) or _is_plain_bounce(headers, sender[0], subject)
     return ParsedMail(
         message_id=next(iter(_message_ids(headers.get("message-id"))), None),
         in_reply_to=_message_ids(headers.get("in-reply-to")),
@@ -190,9 +250,9 @@ def _parse(message: EmailMessage, max_part_bytes: int, max_parts: int) -> Parsed
         reply_to=next((a for a, _ in _addresses(headers, "reply-to")), None),
         to=_unique(a for a, _ in _addresses(headers, "to")),
         cc=_unique(a for a, _ in _addresses(headers, "cc")),
-        subject=" ".join(_decoded(headers.get("subject", "")).split()),
+        subject=subject,
         date=_date(headers.get("date")),
-        text=text.replace("\r\n", "\n").replace("\r", "\n"),
+        text=text,
         html=html,
         parts=[_part(p, hint, max_part_bytes) for p in leaves if id(p) not in skip],
         headers={
@@ -200,8 +260,9 @@ def _parse(message: EmailMessage, max_part_bytes: int, max_parts: int) -> Parsed
         },
         auto_submitted=auto_submitted if auto_submitted not in ("", "no") else None,
         precedence=precedence if precedence in _BULK else None,
-        is_autoreply=_is_autoreply(headers),
-        is_bounce=_is_bounce(message, leaves),
+        is_autoreply=not is_bounce and _is_autoreply(headers, subject),
+        is_bounce=is_bounce,
+        bounce=_bounce(leaves, headers, text, subject) if is_bounce else None,
     )
 
 
@@ -282,15 +343,139 @@ def _date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _is_autoreply(headers: dict[str, str]) -> bool:
-    flags = (headers.get(name, "").strip().lower() for name in ("x-autoreply", "x-autorespond"))
+def _is_autoreply(headers: dict[str, str], subject: str) -> bool:
+    """An automatic answer to a message (out of office, vacation, "we got your mail"): by RFC 3834's
+    Auto-Submitted: auto-replied, the flags and Precedence values autoresponders set, a vacation program's
+    X-Mailer, or the subject prefixes Outlook, Exchange, Notes and webmail vacation replies use.
+    Auto-Submitted: auto-generated (notifications, not answers) stays only in `auto_submitted`."""
+    if headers.get("auto-submitted", "").strip().lower().startswith("auto-replied"):
+        return True
+    flags = (headers.get(name, "").strip().lower() for name in _AUTOREPLY_FLAGS)
     if any(flag not in ("", "no", "false", "0") for flag in flags):
         return True
+    if "x-autoreply-from" in headers or headers.get("x-autogenerated", "").strip().lower() == "reply":
+        return True
+    precedences = (headers.get(name, "").strip().lower() for name in ("precedence", "x-precedence"))
+    if any(value in _AUTOREPLY_PRECEDENCE for value in precedences):
+        return True
+    if _AUTOREPLY_MAILER.search(headers.get("x-mailer", "")):
+        return True
     suppress = {token.strip().lower() for token in headers.get("x-auto-response-suppress", "").split(",")}
-    return bool(suppress & {"all", "oof"})
+    return bool(suppress & {"all", "oof"}) or _AUTOREPLY_SUBJECT.match(subject) is not None
+
+
+def _is_plain_bounce(headers: dict[str, str], sender: str, subject: str) -> bool:
+    """A bounce without a DSN part (qmail, Exim, Postfix without DSN, Gmail, old Exchange): from a mail
+    server's own address (mailer-daemon, postmaster) or with the null Return-Path bounces are sent with,
+    and a bounce's subject or Exim's and Gmail's X-Failed-Recipients. Either alone is not enough: people
+    write from postmaster@ and about failed deliveries, and every auto-reply has a null Return-Path."""
+    from_server = sender.partition("@")[0] in _DAEMONS
+    null_path = any(headers.get(name, "").strip() == "<>" for name in ("return-path", "x-envelope-from"))
+    if not (from_server or null_path):
+        return False
+    return _BOUNCE_SUBJECT.match(subject) is not None or bool(headers.get("x-failed-recipients", "").strip())
+
+
+def _bounce(leaves: list[MIMEPart], headers: dict[str, str], text: str, subject: str) -> BounceReport:
+    """What a delivery report says: the Message-IDs of the mail it returns (its returned part, its own
+    In-Reply-To and References, Message-ID lines its text quotes), the server's reason, and whether
+    delivery failed for good. A broken report gives fewer ids and a reason from the text; never an error."""
+    recipients = [block for part in leaves if part.get_content_type() in _DSN_TYPES for block in _dsn_blocks(part)]
+    scanned = text[:_MAX_SCANNED_TEXT]
+    found = [
+        *(i for part in leaves if part.get_content_type() in _RETURNED_TYPES for i in _returned_ids(part)),
+        *_message_ids(headers.get("in-reply-to")),
+        *_message_ids(headers.get("references")),
+        *_QUOTED_ID.findall(scanned),
+    ]
+    actions = [block["action"].split()[0].lower() for block in recipients if block.get("action", "").split()]
+    # No Action to go by (a plain bounce, a garbled report): a failure, unless the subject says it is a delay.
+    failed = not all(a in _NOT_FAILED for a in actions) if actions else not _DELAY_SUBJECT.search(subject)
+    reason = _dsn_reason(recipients) or _text_reason(scanned) or subject
+    return BounceReport(
+        original_ids=tuple(_unique(n for n in map(normalise_message_id, found) if n)),
+        reason=" ".join(reason.split())[:_MAX_REASON],
+        failed=failed,
+    )
+
+
+def _dsn_blocks(part: MIMEPart) -> list[dict[str, str]]:
+    """The per-recipient blocks of a message/delivery-status part as lower-cased field -> value (first one;
+    folded lines joined). Read from its text, not the email package's sub-messages: those are lost or
+    wrong when a server leaves out the blank lines or encodes the part."""
+    try:
+        data = _payload(part)
+        encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+        if encoding in ("base64", "quoted-printable"):  # not allowed for message/*, done anyway
+            data = (binascii.a2b_base64 if encoding == "base64" else quopri.decodestring)(data)
+        text = decode_bytes(data, part.get_content_charset())
+    except Exception:  # an undecodable report: no blocks, the reason comes from the text
+        return []
+    blocks = []
+    for chunk in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n").replace("\r", "\n")):
+        fields: dict[str, str] = {}
+        name = None
+        for line in chunk.split("\n"):
+            if line[:1] in (" ", "\t") and name is not None:
+                fields[name] += " " + line.strip()
+                continue
+            field = _DSN_FIELD.fullmatch(line.strip())
+            name = field[1].lower() if field and field[1].lower() not in fields else None
+            if field and name is not None:
+                fields[name] = field[2].strip()
+        if fields.keys() & {"action", "final-recipient", "original-recipient"}:
+            blocks.append(fields)
+    return blocks
+
+
+def _dsn_reason(recipients: list[dict[str, str]]) -> str:
+    """The first failed recipient's Diagnostic-Code without its type ("smtp;"), else its Status and Action
+    and address; the first recipient's when none failed (a delay, a success notice)."""
+    failed = [b for b in recipients if b.get("action", "").lower().startswith("failed")]
+    block = (failed or recipients or [{}])[0]
+    diagnostic = _ADDRESS_TYPE.sub("", block.get("diagnostic-code", ""), count=1).strip()
+    if diagnostic:
+        return diagnostic
+    status = " ".join(filter(None, (block.get("status", "").strip(), block.get("action", "").strip().lower())))
+    recipient = _ADDRESS_TYPE.sub("", block.get("final-recipient") or block.get("original-recipient", ""), count=1)
+    return f"{status}: {recipient.strip()}" if status and recipient.strip() else status
+
+
+def _text_reason(text: str) -> str:
+    """The server's words in a bounce's text, before the returned message: the first line with an SMTP
+    reply in it, else the first few lines that are not greeting, apology or advice."""
+    lines = []
+    for line in islice(text.split("\n"), 400):
+        if _RETURNED_TEXT.match(line):
+            break
+        lines.append(line.strip())
+    smtp = next((line for line in lines if _SMTP_REPLY.search(line)), None)
+    if smtp is not None:
+        return smtp
+    meaningful = (line for line in lines if re.search(r"\w", line) and not _BOILERPLATE.match(line)
+                  and not (line.startswith("[") and line.endswith("]")))  # an image's link (Office 365 logo)
+    return " ".join(islice(meaningful, _MEANINGFUL_LINES))
+
+
+def _returned_ids(part: MIMEPart) -> list[str]:
+    """The Message-ID of the message a report returns, whole (message/rfc822, parsed by the email package)
+    or headers only (text/rfc822-headers, read from its text)."""
+    try:
+        if part.is_multipart():  # message/*: the email package parsed the enclosed message
+            enclosed = [sub for sub in part.get_payload() if isinstance(sub, Message)]
+            values = (str(v) for sub in enclosed for k, v in sub.raw_items() if k.strip().lower() == "message-id")
+            return _message_ids(next(values, None))
+        data = part.get_payload(decode=True)
+        text = decode_bytes(data if isinstance(data, bytes) else b"", part.get_content_charset())
+    except Exception:  # a broken returned part: no id from it
+        return []
+    found = _HEADER_ID.search(text.replace("\r\n", "\n").lstrip("\n"))
+    return _message_ids(found[1]) if found else []
 
 
 def _is_bounce(message: MIMEPart, leaves: list[MIMEPart]) -> bool:
+    """A standard delivery report (RFC 3464): multipart/report of report-type delivery-status, or any
+    message with a delivery-status part."""
     report_type = str(message.get_param("report-type", "")).strip().lower()
     if message.get_content_type() == "multipart/report" and report_type == "delivery-status":
         return True
