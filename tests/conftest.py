@@ -13,6 +13,7 @@ from domain.ports import LoginRefused
 from domain.values import MailProtocol, ServerSettings
 from tests.backends import fresh_database
 from tests.dovecot_fixture import dovecot  # noqa: F401
+from tests.smtp_fixture import smtp, smtp_sink  # noqa: F401
 
 BACKENDS = ["sqlite", "postgres"]
 GOOD_PASSWORD = "right-password"
