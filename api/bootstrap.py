@@ -20,6 +20,7 @@ from adapters.snapshots import FollowerSnapshots
 from adapters.syncstate import SyncState
 from adapters.token_usage import TokenUsage
 from api.processes.assigner import AssignerProcess
+from api.processes.outbox import OutboxSender
 from api.services import Services
 from domain.application import Mailroom
 from domain.ports import LoginRefused, LoginVerifier
@@ -83,5 +84,9 @@ def _wired(settings: Settings, env: dict[str, str], verify_login: LoginVerifier 
     process.ensure_position_row()
     assigner = Follower(process, lambda after, limit: projections.read(after, limit), projections.head,
                         lease=lambda: locks.try_acquire(process.name))
-    return Services(settings, app, database, projections, directory, BlobStore(database), SyncState(database),
-                    locks, ConversationQueries(database), snapshots, assigner)
+    blobs = BlobStore(database)
+    sender = OutboxSender(app, database, blobs, settings.extra_ca_file)
+    sender.create_tables()
+    outbox = Follower(sender, sender.read, projections.head, lease=lambda: locks.try_acquire(sender.name))
+    return Services(settings, app, database, projections, directory, blobs, SyncState(database),
+                    locks, ConversationQueries(database), snapshots, assigner, outbox)

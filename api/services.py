@@ -31,10 +31,11 @@ class Services:
     conversations: ConversationQueries
     snapshots: FollowerSnapshots
     assigner: Follower
+    outbox: Follower  # the outbox sender (api/processes/outbox.py)
 
     def followers(self) -> list[Follower]:
         """Every log follower: the views, then the processes."""
-        return [*self.projections.followers.values(), self.assigner]
+        return [*self.projections.followers.values(), self.assigner, self.outbox]
 
     def close(self) -> None:
         self.app.close()

@@ -7,12 +7,13 @@ from domain.commands.conversations import ConversationCommands
 from domain.commands.customers import CustomerCommands
 from domain.commands.intake import IntakeCommands
 from domain.commands.mailboxes import MailboxCommands
+from domain.commands.replies import ReplyCommands
 from domain.commands.routing import RoutingCommands
 from domain.commands.tokens import TokenCommands
 
 
 class Mailroom(
     MailboxCommands, AgentCommands, CustomerCommands, RoutingCommands, TokenCommands, IntakeCommands,
-    ConversationCommands,
+    ConversationCommands, ReplyCommands,
 ):
     """Commands return ids and log positions; queries go to the projections."""

@@ -67,6 +67,7 @@ from domain.events import (
     Reopened,
     RuleChanged,
 )
+from domain.reply import Reply
 from domain.routing import RoutingRule, RuleSpec
 from domain.strategies import AgentFigures, candidates, decide, why_not
 from domain.values import AgentStatus, AssignmentStrategy, Condition, ConditionField, ConditionMatch, ConditionOperator
@@ -806,6 +807,21 @@ def _message_received(a: Assigner, p: int, e: Conversation.MessageReceived) -> l
     if arrived is None:
         return []
     return a.route(e.originator_id, arrived, p, e.timestamp)
+
+
+@_on(Reply.Queued)
+def _replied(a: Assigner, p: int, e: Reply.Queued) -> list[Outcome]:
+    """DESIGN 3: a customer's last handler is the agent who most recently replied to them (the
+    owner strategies fall back to it). A reply into a closed conversation precedes its reopening
+    in the log, so the conversation may not be live here: the loader knows its customer."""
+    if e.author_id is None:
+        return []
+    live = a.state.conversations.get(e.conversation_id)
+    arrived = None if live is not None else a.load(e.conversation_id)
+    customer = live.customer_email if live is not None else arrived.customer_email if arrived is not None else ""
+    if customer:
+        a.state.last_handler[customer] = a._ids.setdefault(e.author_id, e.author_id)
+    return []
 
 
 @_on(ASSIGNED)

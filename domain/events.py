@@ -23,6 +23,7 @@ from domain.agents import Agent, AgentGroup
 from domain.conversation import Conversation
 from domain.customers import Account, Contact
 from domain.mailbox import Mailbox
+from domain.reply import Reply
 from domain.routing import RoutingRule, RuleSpec
 from domain.tokens import ApiToken
 from domain.values import AgentStatus, AssignmentStrategy, MailProtocol, ServerSettings
@@ -213,3 +214,52 @@ CLOSED: type[Closed] = event_class(Conversation, "Closed", Closed)
 REOPENED: type[Reopened] = event_class(Conversation, "Reopened", Reopened)
 
 TOKEN_REVOKED: type[Event] = event_class(ApiToken, "Revoked", Event)
+
+
+# ---------------------------------------------------------------------- replies (domain/reply.py)
+
+
+class ReplyStep(Event, Protocol):
+    @property
+    def attempt(self) -> int: ...
+
+
+class ReplyClaimed(ReplyStep, Protocol):
+    @property
+    def worker(self) -> str: ...
+
+
+class ReplySent(ReplyStep, Protocol):
+    @property
+    def response(self) -> str: ...
+    @property
+    def confirmed(self) -> bool: ...
+
+
+class ReplyDeferred(ReplyStep, Protocol):
+    @property
+    def reason(self) -> str: ...
+    @property
+    def retry_at(self) -> datetime: ...
+
+
+class ReplyFailed(ReplyStep, Protocol):
+    @property
+    def reason(self) -> str: ...
+
+
+class ReplyBounced(Event, Protocol):
+    @property
+    def reason(self) -> str: ...
+    @property
+    def report_id(self) -> UUID: ...
+    @property
+    def mailbox_id(self) -> UUID: ...
+
+
+REPLY_CLAIMED: type[ReplyClaimed] = event_class(Reply, "Claimed", ReplyClaimed)
+REPLY_HANDED_OVER: type[ReplyStep] = event_class(Reply, "HandedOver", ReplyStep)
+REPLY_SENT: type[ReplySent] = event_class(Reply, "Sent", ReplySent)
+REPLY_DEFERRED: type[ReplyDeferred] = event_class(Reply, "Deferred", ReplyDeferred)
+REPLY_FAILED: type[ReplyFailed] = event_class(Reply, "Failed", ReplyFailed)
+REPLY_BOUNCED: type[ReplyBounced] = event_class(Reply, "Bounced", ReplyBounced)

@@ -10,6 +10,7 @@ from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from domain import values
 from domain.mail import AttachmentRef, InboundMail, ReceivedMail
+from domain.reply import OutboundMail
 from domain.routing import RuleSpec
 
 
@@ -73,7 +74,7 @@ ENUMS: tuple[type[Enum], ...] = (
 )
 # InboundMail is recorded only by MessageReceived v1 events (new ones record ReceivedMail): kept to read them.
 RECORDS: tuple[type[Any], ...] = (
-    values.ServerSettings, values.Condition, RuleSpec, AttachmentRef, InboundMail, ReceivedMail)
+    values.ServerSettings, values.Condition, RuleSpec, AttachmentRef, InboundMail, ReceivedMail, OutboundMail)
 
 
 def register_all(transcoder: JSONTranscoder) -> None:

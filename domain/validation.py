@@ -8,6 +8,8 @@ import re
 from domain.errors import Collector
 from domain.values import MailProtocol, ServerSettings, TransportSecurity
 
+# Every character str.splitlines() breaks on, and NUL: none may reach a header value.
+LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029\x00")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _EMAIL = re.compile(rf"^[^@\s<>\"]+@{_LABEL}(?:\.{_LABEL})+$")
 _HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
@@ -33,8 +35,8 @@ def check_name(errors: Collector, field: tuple[str, ...], value: str, limit: int
         errors.add(field, "must not be empty")
     elif len(value) > limit:
         errors.add(field, f"must be at most {limit} characters")
-    elif any(ch in value for ch in "\r\n\x00"):
-        errors.add(field, "must not contain line breaks")
+    elif any(ch in LINE_BREAKS for ch in value):  # names go into headers (a mailbox's From)
+        errors.add(field, "must not contain line breaks (CR, LF, U+2028, U+2029, U+0085 or others)")
 
 
 def check_domain(errors: Collector, field: tuple[str, ...], value: str) -> None:

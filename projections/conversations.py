@@ -13,6 +13,7 @@ from adapters.blobs import read_many
 from domain import events as ev
 from domain.conversation import Conversation, QuarantinedMessage
 from domain.mail import ReceivedMail
+from domain.reply import Reply
 from domain.values import ConversationStatus as Status
 from projections.tables import Rows, Table
 from projections.view import View, dispatch, on, to_json
@@ -77,6 +78,35 @@ def message_received(e: Conversation.MessageReceived, rows: Rows) -> None:
         "received_at": _at(e)})
     rows.update(CONVERSATIONS, _id(e), message_count=seq + 1,
                 last_message_at=max(conversation["last_message_at"], _at(e)))
+
+
+def reply_queued(e: Reply.Queued, rows: Rows) -> None:
+    mail = e.mail
+    conversation_id = str(e.conversation_id)
+    conversation = rows.get(CONVERSATIONS, conversation_id)
+    assert conversation is not None
+    seq = int(conversation["message_count"])
+    data = read_many(rows.tx, [mail.text_blob]).get(mail.text_blob)
+    rows.put(MESSAGES, {
+        "id": _id(e), "conversation_id": conversation_id, "seq": seq, "direction": "OUTBOUND",
+        "message_id": mail.message_id, "mailbox_id": str(e.mailbox_id), "from_address": mail.from_address,
+        "from_name": mail.from_name, "to_addresses": to_json(mail.to), "cc_addresses": to_json(mail.cc),
+        "subject": mail.subject, "date": mail.date.isoformat(),
+        "text": "" if data is None else data.decode("utf-8", "replace"), "text_blob": mail.text_blob,
+        "headers_blob": None, "html_blob": mail.html_blob, "attachments": "[]", "markers": "[]",
+        "delivery_status": "QUEUED", "raw_blob": mail.raw_blob, "size": mail.size, "source": "outbox",
+        "received_at": _at(e)})
+    rows.update(CONVERSATIONS, conversation_id, message_count=seq + 1)
+
+
+def reply_sent(e: ev.ReplySent, rows: Rows) -> None:
+    if rows.get(MESSAGES, _id(e)) is not None:
+        rows.update(MESSAGES, _id(e), delivery_status="SENT")
+
+
+def reply_failed(e: ev.Event, rows: Rows) -> None:
+    if rows.get(MESSAGES, _id(e)) is not None:
+        rows.update(MESSAGES, _id(e), delivery_status="FAILED")
 
 
 def routed(e: ev.Routed, rows: Rows) -> None:
@@ -146,4 +176,8 @@ class Conversations(View):
         on(ev.CLOSED, closed),
         on(ev.REOPENED, reopened),
         on(QuarantinedMessage.Quarantined, quarantined),
+        on(Reply.Queued, reply_queued),
+        on(ev.REPLY_SENT, reply_sent),
+        on(ev.REPLY_FAILED, reply_failed),
+        on(ev.REPLY_BOUNCED, reply_failed),
     )

@@ -97,6 +97,11 @@ class Follower:
             done += consumed
             if renew is not None:
                 renew()
+        # A process that also acts on the world (the outbox sender) does so here: caught up, and
+        # still holding the lease.
+        after: Callable[[Callable[[], Any] | None], int] | None = getattr(self.consumer, "after_catch_up", None)
+        if after is not None:
+            done += after(renew)
         return done
 
     def attempt(self) -> int:

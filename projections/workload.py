@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from domain import events as ev
 from domain.conversation import Conversation
+from domain.reply import Reply
 from projections.tables import Rows, Table
 from projections.view import View, dispatch, on
 from projections.view import event_id as _id
@@ -43,6 +44,7 @@ class Workload(View):
             on(ev.ASSIGNED, self.assigned),
             on(ev.CLOSED, self.closed),
             on(ev.AGENT_DEACTIVATED, self.deactivated),
+            on(Reply.Queued, self.replied),
         )
 
     def opened(self, e: Conversation.Opened, rows: Rows) -> None:
@@ -62,6 +64,13 @@ class Workload(View):
                                     "at": at})
         if e.rule_id is not None:
             rows.put(CURSORS, {"rule_id": str(e.rule_id), "agent_id": str(e.agent_id)})
+
+    def replied(self, e: Reply.Queued, rows: Rows) -> None:
+        """The agent who most recently replied to a customer is their last handler (DESIGN 3)."""
+        customer = rows.get(CUSTOMERS, str(e.conversation_id))
+        if customer is not None and e.author_id is not None:
+            rows.put(LAST_HANDLER, {"customer_email": customer["customer_email"], "agent_id": str(e.author_id),
+                                    "at": e.timestamp.isoformat()})
 
     def closed(self, e: ev.Closed, rows: Rows) -> None:
         _bump(rows, e.assignee_id, -1)

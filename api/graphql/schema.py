@@ -45,10 +45,12 @@ from api.graphql.mutations_admin import AdminMutations
 from api.graphql.mutations_mailboxes import MailboxMutations
 from api.graphql.offload import HEAVY_LANE, is_heavy
 from api.graphql.query import Query as AdminQuery
+from api.graphql.replies import ReplyMutations
 from api.graphql.tokens import TokenMutations, TokenQuery
 
 Query = merge_types("Query", (AdminQuery, ConversationQuery, AssignmentQuery, TokenQuery))
-Mutation = merge_types("Mutation", (MailboxMutations, AdminMutations, AssignmentMutations, TokenMutations))
+Mutation = merge_types(
+    "Mutation", (MailboxMutations, AdminMutations, AssignmentMutations, TokenMutations, ReplyMutations))
 
 # The limits' validation rules are made once, not per request (as QueryDepthLimiter and
 # MaxAliasesLimiter would), so that a document validated before (same text, same rules) is not

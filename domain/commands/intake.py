@@ -32,7 +32,18 @@ from eventsourcing.domain import Aggregate
 
 from domain.commands.base import Base, Conflict
 from domain.conversation import CLOSED, Conversation, InboundKey, QuarantinedMessage, conversation_id, message_uuid
-from domain.mail import BounceReport, InboundMail, conversation_ref, message_key, normalise_message_id, refs_in_subject
+from domain.mail import (
+    AUTO_SUBMITTED,
+    AUTOREPLY,
+    BOUNCE,
+    BounceReport,
+    InboundMail,
+    conversation_ref,
+    message_key,
+    normalise_message_id,
+    refs_in_subject,
+)
+from domain.reply import FAILED, Reply
 
 SNAPSHOT_EVERY = 32  # conversation events between snapshots
 
@@ -77,6 +88,7 @@ class _Batch:
         self.conversations: dict[UUID, Conversation | None] = {}
         self.new: list[Aggregate] = []
         self.touched: dict[UUID, Conversation] = {}
+        self.replies: dict[UUID, Reply] = {}  # our replies that reports in this batch bounce
 
     def key(self, key: str) -> InboundKey | None:
         if key not in self.keys:
@@ -89,6 +101,15 @@ class _Batch:
             found = self.app._find(conversation_id)
             self.conversations[conversation_id] = found if isinstance(found, Conversation) else None
         return self.conversations[conversation_id]
+
+    def bounced_reply(self, report: BounceReport) -> Reply | None:
+        """Our reply that a delivery report is about: by the Message-IDs it quotes."""
+        for original in report.original_ids:
+            reply_id = message_uuid(message_key(original))
+            found = self.replies.get(reply_id) or self.app._find(reply_id)
+            if isinstance(found, Reply):
+                return found
+        return None
 
     def thread(self, mail: InboundMail) -> Conversation | None:
         """DESIGN 4.1: a known Message-ID in In-Reply-To or References (nearest first), else a
@@ -146,13 +167,14 @@ class IntakeCommands(Base):
                     size=arrival.size, raw_blob=arrival.raw_blob))
                 result.quarantined += 1
                 continue
-            self._take_one(batch, result, mailbox_id, arrival.mail)
-        aggregates: list[Any] = [*batch.new, *batch.touched.values()]
+            self._take_one(batch, result, mailbox_id, arrival.mail, arrival.bounce)
+        aggregates: list[Any] = [*batch.new, *batch.touched.values(), *batch.replies.values()]
         result.position = self._store(*aggregates)
         result.conversation_ids = tuple(batch.touched)
         return result
 
-    def _take_one(self, batch: _Batch, result: IntakeResult, mailbox_id: UUID, mail: InboundMail) -> None:
+    def _take_one(self, batch: _Batch, result: IntakeResult, mailbox_id: UUID, mail: InboundMail,
+                  bounce: BounceReport | None = None) -> None:
         key = message_key(mail.message_id)
         known = batch.key(key)
         written = written_digest(mail)
@@ -166,7 +188,10 @@ class IntakeCommands(Base):
             if batch.key(key) is not None:
                 result.duplicates += 1
                 return
-        conversation = batch.thread(mail)
+        # A delivery report about one of our replies joins that reply's conversation (never opens
+        # one) and, if the delivery failed, marks the reply FAILED with the server's reason.
+        bounced = batch.bounced_reply(bounce) if bounce is not None else None
+        conversation = batch.conversation(bounced.conversation_id) if bounced is not None else batch.thread(mail)
         if conversation is None:
             ref = conversation_ref(key)
             conversation = Conversation(
@@ -175,8 +200,13 @@ class IntakeCommands(Base):
             result.opened += 1
         message_id = message_uuid(key)
         conversation.receive(message_id, mailbox_id, mail.received())
-        if conversation.status == CLOSED:  # DESIGN 4.1: a reply into a closed conversation reopens it
+        # DESIGN 4.1: a reply into a closed conversation reopens it; an auto-reply or a bounce
+        # does not (nobody wrote it: it must not bring a conversation back, or start a loop).
+        if conversation.status == CLOSED and not set(mail.markers) & {AUTO_SUBMITTED, AUTOREPLY, BOUNCE}:
             conversation.reopen(conversation.previous_assignee_id)
+        if bounced is not None and bounce is not None and bounce.failed and bounced.status != FAILED:
+            bounced.bounce(bounce.reason, message_id, bounced.mailbox_id)
+            batch.replies[bounced.id] = bounced
         batch.touched[conversation.id] = conversation
         inbound = InboundKey(key=key, conversation_id=conversation.id, message_id=message_id,
                              raw_blob=mail.raw_blob, written=written)

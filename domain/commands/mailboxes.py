@@ -9,8 +9,9 @@ from uuid import UUID
 from domain.claims import Claim
 from domain.commands.base import KEEP, Base, Conflict, Keep, Written, retrying
 from domain.errors import Collector, Problem, Rejected, invalid
-from domain.mailbox import SUBJECT_PLACEHOLDERS, Mailbox
+from domain.mailbox import DEFAULT_SUBJECT_TEMPLATE, SUBJECT_PLACEHOLDERS, Mailbox
 from domain.ports import LoginRefused
+from domain.replies import MAX_SUBJECT, check_footer, has_line_break
 from domain.validation import check_destination, check_email, check_name, check_server, normalise_email
 from domain.values import MailProtocol, ServerSettings
 
@@ -94,6 +95,8 @@ class MailboxCommands(Base):
             outgoing=outgoing,
             secret_ref=self.secrets.put(password),
         )
+        # Sensible reply settings from the start: "Re: {subject}" and a signature with the mailbox's name.
+        mailbox.set_reply_settings(DEFAULT_SUBJECT_TEMPLATE, f"-- \n{mailbox.display_name}")
         claim.take(mailbox.id)
         position = self._store_or_reject(("input", "address"), claim, mailbox)
         return Written(mailbox.id, position), [attempt]
@@ -180,9 +183,9 @@ class MailboxCommands(Base):
         mailbox = self._load(Mailbox, mailbox_id, ("input", "mailboxId"), "mailbox")
         errors = Collector()
         check_subject_template(errors, ("input", "subjectTemplate"), subject_template)
-        if len(footer) > 10_000:
-            errors.add(("input", "footer"), "must be at most 10000 characters")
+        check_footer(errors, ("input", "footer"), footer)
         errors.raise_if_any()
+        footer = footer.replace("\r\n", "\n")
         if (subject_template, footer) != (mailbox.subject_template, mailbox.footer):
             mailbox.set_reply_settings(subject_template, footer)
         return Written(mailbox.id, self._store(mailbox))
@@ -215,8 +218,11 @@ def check_subject_template(errors: Collector, field: tuple[str, ...], template: 
     if not template.strip():
         errors.add(field, "must not be empty")
         return
-    if any(ch in template for ch in "\r\n\x00"):
-        errors.add(field, "must not contain line breaks")
+    if has_line_break(template):
+        errors.add(field, "must not contain line breaks (CR, LF, U+2028, U+2029, U+0085 or others)")
+        return
+    if len(template) > MAX_SUBJECT:
+        errors.add(field, f"must be at most {MAX_SUBJECT} characters")
         return
     try:
         names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]

@@ -10,7 +10,8 @@ bodies and header maps inline in MessageReceived); golden_events_mail_v2.jsonl a
 bodies moved to blobs, with the blobs it refers to (UTF-8 text by key) in golden_blobs_v2.json.
 golden_events_access_v1.jsonl records the "access" scenario (record_access) when assignments
 by hand gained the admin's override (Assigned v2); golden_events_access_v2.jsonl when tokens
-gained an expiry (Issued v2) and agents their deactivation.
+gained an expiry (Issued v2) and agents their deactivation. golden_events_replies_v1.jsonl
+records the "replies" scenario (issue 10: the outbox's steps).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import json
 import os
 import sys
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from adapters.inbound import arrivals
 from adapters.settings import load_settings
@@ -134,11 +136,49 @@ def record_access(services: Any) -> None:
     app.deactivate_agent(finn)
 
 
-SCENARIOS = {"mail": record, "access": record_access}
+def record_replies(services: Any) -> None:
+    """Replies (issue 10): one sent (claimed, handed over, sent) and later bounced; one deferred
+    (4xx), then failed (5xx); one whose sender stopped after the hand-over, settled as sent by the
+    next. Built with the commands the outbox uses, without SMTP (no blobs: pass "-" as BLOBS)."""
+    from domain.reply import OutboundMail
+
+    app = services.app
+    imap = ServerSettings("imap.example.org", 993, TransportSecurity.TLS, ADDRESS)
+    smtp = ServerSettings("smtp.example.org", 587, TransportSecurity.STARTTLS, ADDRESS)
+    mailbox_id = app.bind_mailbox(ADDRESS, "first-password", "Help desk", MailProtocol.IMAP, imap, smtp)[0].id
+    eve = app.create_agent("Eve", "eve@example.org", 3, AgentStatus.ONLINE).id
+    conversation = Conversation(mailbox_id, "dora@customer.example", "Invoice 1042 is wrong", "GOLDREP1")
+    app.save(conversation)
+    at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+    def queued(n: int) -> Any:
+        mail = OutboundMail(
+            message_id=f"20261130120000.golden{n}.goldrep1@example.org", from_address=ADDRESS, from_name="Help desk",
+            to=["dora@customer.example"], cc=[], subject="Re: Invoice 1042 is wrong [#GOLDREP1]", date=at,
+            text_blob=f"{n:064x}", html_blob=f"{n + 10:064x}", raw_blob=f"{n + 20:064x}", size=1000 + n,
+            in_reply_to=["q1@customer.example"], references=["q1@customer.example"])
+        return app.queue_reply(conversation.id, eve, mail).id
+
+    first = app.claim_reply(queued(1), "worker-a", at)
+    app.record_handover(first, "worker-a")
+    app.record_sent(first, "worker-a", "250 2.0.0 Ok: queued as 4F2")
+    bounced = app.reply(first.reply_id)
+    bounced.bounce("550 5.1.1 <dora@customer.example>: Recipient address rejected", uuid4(), mailbox_id)
+    app.save(bounced)
+    second = app.claim_reply(queued(2), "worker-a", at)
+    app.record_failure(second, "worker-a", "451 4.3.0 try again later", False, at)
+    second = app.claim_reply(second.reply_id, "worker-a", at + timedelta(minutes=5))
+    app.record_failure(second, "worker-a", "554 5.7.1 rejected by policy", True, at)
+    third = app.claim_reply(queued(3), "worker-a", at)
+    app.record_handover(third, "worker-a")
+    app.settle_abandoned_reply(third.reply_id, "worker-b", at)
+
+
+SCENARIOS = {"mail": record, "access": record_access, "replies": record_replies}
 
 
 def main(events_path: str, blobs_path: str | None = None, scenario: str = "mail") -> None:
-    """`scenario` "access" records record_access (no blobs: pass "-" as BLOBS)."""
+    """`scenario` "access" or "replies" records record_access / record_replies (no blobs: pass "-" as BLOBS)."""
     with tempfile.TemporaryDirectory() as directory:
         os.environ["MAILROOM_DATABASE_URL"] = f"sqlite:///{directory}/golden.db"
         services = bootstrap(load_settings(), verify_login=lambda *args: None)

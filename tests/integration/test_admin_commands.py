@@ -114,7 +114,7 @@ def test_bind_mailbox_normalises_address_and_defaults_names(
     assert row["protocol"] == "IMAP"
     assert row["enabled"] == 1
     assert row["subject_template"] == "Re: {subject}"
-    assert row["footer"] == ""
+    assert row["footer"] == "-- \nsupport@example.com"  # a signature with the mailbox's name, from the start
     assert json.loads(row["incoming"])["username"] == "support@example.com"
     assert row["outgoing"] is None
 

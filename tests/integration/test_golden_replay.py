@@ -6,7 +6,8 @@ The golden logs (tests/data, recorded by tests/data/record_golden.py) together h
 of every persisted topic, and of every class version of it: golden_events.jsonl the
 directory, golden_events_mail_v1.jsonl everything (bodies inline in MessageReceived v1),
 golden_events_mail_v2.jsonl everything again (bodies in blobs: golden_blobs_v2.json),
-golden_events_access_v*.jsonl who may act (issue 8: assignment overrides; see test_golden_access.py).
+golden_events_access_v*.jsonl who may act (issue 8: assignment overrides; see test_golden_access.py),
+golden_events_replies_v*.jsonl the outbox's steps (issue 10; see test_golden_replies.py).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 DIRECTORY_LOG = "golden_events.jsonl"
 MAIL_LOGS = {"golden_events_mail_v1.jsonl": None, "golden_events_mail_v2.jsonl": "golden_blobs_v2.json"}
 ACCESS_LOGS = ["golden_events_access_v1.jsonl", "golden_events_access_v2.jsonl"]  # record_golden.py: "access"
-ALL_LOGS = [DIRECTORY_LOG, *MAIL_LOGS, *ACCESS_LOGS]
+REPLIES_LOGS = ["golden_events_replies_v1.jsonl"]  # record_golden.py: "replies"
+ALL_LOGS = [DIRECTORY_LOG, *MAIL_LOGS, *ACCESS_LOGS, *REPLIES_LOGS]
 
 
 def read_log(name: str) -> list[StoredEvent]:
