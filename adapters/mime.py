@@ -22,7 +22,7 @@ from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from html import escape
 from io import BytesIO
-from itertools import islice
+from itertools import islice, takewhile
 from typing import Any, cast
 
 from adapters.addresses import bare_sender, parse_addresses
@@ -394,7 +394,7 @@ def _bounce(leaves: list[MIMEPart], headers: dict[str, str], text: str, subject:
     reason = _dsn_reason(recipients) or _text_reason(scanned) or subject
     return BounceReport(
         original_ids=tuple(_unique(n for n in map(normalise_message_id, found) if n)),
-        reason=" ".join(reason.split())[:_MAX_REASON],
+        reason=" ".join(_one_reply(reason).split())[:_MAX_REASON],
         failed=failed,
     )
 
@@ -443,18 +443,33 @@ def _dsn_reason(recipients: list[dict[str, str]]) -> str:
 
 def _text_reason(text: str) -> str:
     """The server's words in a bounce's text, before the returned message: the first line with an SMTP
-    reply in it, else the first few lines that are not greeting, apology or advice."""
+    reply in it (with the indented lines Postfix folds it onto), else the first few lines that are not
+    greeting, apology or advice."""
     lines = []
     for line in islice(text.split("\n"), 400):
         if _RETURNED_TEXT.match(line):
             break
-        lines.append(line.strip())
-    smtp = next((line for line in lines if _SMTP_REPLY.search(line)), None)
+        lines.append(line)
+    smtp = next((n for n, line in enumerate(lines) if _SMTP_REPLY.search(line)), None)
     if smtp is not None:
-        return smtp
-    meaningful = (line for line in lines if re.search(r"\w", line) and not _BOILERPLATE.match(line)
+        folded = lines[smtp][:1].isspace() or not lines[smtp].strip()
+        more = [] if folded else takewhile(lambda line: line[:1].isspace() and line.strip(), lines[smtp + 1:])
+        return " ".join((lines[smtp], *more))
+    stripped = (line.strip() for line in lines)
+    meaningful = (line for line in stripped if re.search(r"\w", line) and not _BOILERPLATE.match(line)
                   and not (line.startswith("[") and line.endswith("]")))  # an image's link (Office 365 logo)
     return " ".join(islice(meaningful, _MEANINGFUL_LINES))
+
+
+def _one_reply(reason: str) -> str:
+    """A multi-line SMTP reply as one: "550-5.1.1 The email account ... 550-5.1.1 double-checking ...
+    550 5.1.1 https://..." gives its code once, "550 5.1.1 The email account ... double-checking ..."."""
+    first = re.search(r"(?<![\w.-])([45]\d\d)-(?:([245]\.\d{1,3}\.\d{1,3})\s)?", reason)
+    if first is None:
+        return reason
+    code = f"{first[1]} {first[2]}" if first[2] else first[1]
+    repeated = r"(?<!\S)" + re.escape(first[1]) + r"[ -]" + (re.escape(first[2]) + r"\s" if first[2] else "")
+    return f"{reason[: first.start()]}{code} " + re.sub(repeated, "", reason[first.end() :])
 
 
 def _returned_ids(part: MIMEPart) -> list[str]:
