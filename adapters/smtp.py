@@ -1,10 +1,8 @@
-"""Hand one reply to the mailbox's SMTP server, with a last word before it is final.
+"""Hand one reply to its mailbox's SMTP server in two steps: all of the message, then the final dot.
 
-`deliver` sends the whole message, dot-stuffed, but holds back the terminating ".\r\n":
-it first calls `handing_over()`, so that the outbox can record "being handed over" while
-the server has not yet taken responsibility. If that call raises, the connection is closed
-without the final dot and the server discards the transaction. Every way the exchange can
-fail becomes a `DeliveryFailed` (temporary or permanent); its reason never holds the password.
+Between the two, `handing_over()` lets the outbox record the hand-over; if it raises, the
+connection is dropped without the dot and the server discards the transaction. Every failure
+of the exchange is a `DeliveryFailed` (temporary or permanent) whose reason never holds the password.
 """
 
 from __future__ import annotations
@@ -47,10 +45,8 @@ def deliver(
     local_hostname: str | None = None,
 ) -> str:
     """Sends `data` (a complete RFC 5322 message, CRLF line ends) over SMTP; returns the
-    server's final reply (e.g. "250 2.0.0 Ok: queued as X").
-
-    `timeout` bounds the connect and every single read, not the whole exchange. A broken
-    `extra_ca_file` is our configuration error and raises the underlying OSError/SSLError.
+    server's final reply (e.g. "250 2.0.0 Ok: queued as X"). `timeout` bounds the connect and
+    each read. A broken `extra_ca_file` raises its OSError/SSLError (our configuration error).
     """
     where = f"{server.host}:{server.port}"
     context = None
@@ -63,11 +59,9 @@ def deliver(
     handover_error: BaseException | None = None
     try:
         if server.security is TransportSecurity.TLS:
-            smtp = smtplib.SMTP_SSL(
-                server.host, server.port, local_hostname=local_hostname, timeout=timeout, context=context
-            )
+            smtp = smtplib.SMTP_SSL(server.host, server.port, local_hostname, timeout=timeout, context=context)
         else:
-            smtp = smtplib.SMTP(server.host, server.port, local_hostname=local_hostname, timeout=timeout)
+            smtp = smtplib.SMTP(server.host, server.port, local_hostname, timeout=timeout)
         smtp.ehlo_or_helo_if_needed()
         if server.security is TransportSecurity.STARTTLS:
             if not smtp.has_extn("starttls"):
@@ -137,7 +131,8 @@ def _classify(error: BaseException, where: str, timeout: float, phase: str) -> D
     if isinstance(error, OSError):
         return DeliveryFailed(f"cannot talk to {where}: {error.strerror or error}", False)
     if isinstance(error, UnicodeEncodeError):
-        return DeliveryFailed(f"an address cannot be sent to {where}: {error}", True)
+        # e.g. a non-ASCII password: smtplib sends AUTH data as ASCII only
+        return DeliveryFailed(f"cannot send a non-ASCII user name, password or address to {where}", True)
     return None
 
 

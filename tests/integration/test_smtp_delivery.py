@@ -144,6 +144,16 @@ def test_a_wrong_password_is_permanent_with_the_servers_words(smtp: SmtpSink) ->
     assert smtp.messages == []
 
 
+def test_the_reason_is_short_and_never_holds_the_password(smtp: SmtpSink) -> None:
+    smtp.respond_with(f"554 5.7.1 you sent {SMTP_PASSWORD} " + "x" * 600)
+
+    failed = failure(smtp)
+
+    assert failed.reason.startswith("554 5.7.1 you sent ")
+    assert len(failed.reason) <= 500
+    assert SMTP_PASSWORD not in failed.reason
+
+
 def test_a_stopped_server_is_a_temporary_connection_refused(smtp: SmtpSink) -> None:
     smtp.stop()
     try:
