@@ -21,7 +21,10 @@ from api.replies import queue_reply
 from domain.conversation import Conversation
 from domain.errors import Rejected
 from domain.reply import FAILED, QUEUED, SENT, Reply
-from domain.values import MailProtocol, ServerSettings, TransportSecurity
+from domain.routing import RuleSpec
+from domain.values import AssignmentStrategy, MailProtocol, ServerSettings, TransportSecurity
+from tests.integration.assign_support import assert_replay_matches, team
+from tests.integration.assign_support import settle as settle_decisions
 from tests.smtp_server import SmtpSink
 
 ADDRESS = "support@acme.example"
@@ -283,3 +286,27 @@ def test_two_senders_deliver_each_reply_once(services: Services, make_services: 
             thread.join()
     ids = [message_from_bytes(m.data)["Message-ID"] for m in smtp.messages]
     assert len(ids) == len(set(ids)) == 8
+
+
+def test_the_owner_strategies_fall_back_to_the_agent_who_last_replied(services: Services, smtp: SmtpSink) -> None:
+    mailbox_id = bind(services, smtp)
+    agents, group = team(services, ["ann", "bob"])
+    outsider = services.app.create_agent("cid", "cid@acme.example").id  # the owner, outside the group
+    services.app.upsert_contact("jane@customer.example", "Jane", owner_id=outsider)
+    written = services.app.create_routing_rule(RuleSpec(
+        name="Contacts", mailbox_ids=[mailbox_id], group_ids=[group], strategy=AssignmentStrategy.CONTACT_OWNER,
+        fallback_strategy=AssignmentStrategy.ROUND_ROBIN))
+    settle_decisions(services, written.position)
+    first = take_in(services, mailbox_id, customer_mail("First")[0], "imap:INBOX:1:1").conversation_ids[0]
+    settle_decisions(services, services.projections.head())
+    assert services.conversations.conversation(first)["assignee_id"] == str(agents["ann"])  # type: ignore[index]
+    reply, _ = queue_reply(services, first, agents["bob"], "Bob here, I will look into it.")
+    settle_decisions(services, reply.position)
+    assert services.conversations.last_handler("jane@customer.example") == str(agents["bob"])
+    second = take_in(services, mailbox_id, customer_mail("Second")[0], "imap:INBOX:1:2").conversation_ids[0]
+    settle_decisions(services, services.projections.head())
+    row = services.conversations.conversation(second)
+    assert row is not None and row["assignee_id"] == str(agents["bob"])
+    [decision] = services.conversations.assignments(second)
+    assert decision["strategy"] == "CONTACT_OWNER" and "last handler bob eligible" in decision["reason"]
+    assert_replay_matches(services)  # the reply's last handler is re-derived from the log
