@@ -310,3 +310,13 @@ def test_the_owner_strategies_fall_back_to_the_agent_who_last_replied(services: 
     [decision] = services.conversations.assignments(second)
     assert decision["strategy"] == "CONTACT_OWNER" and "last handler bob eligible" in decision["reason"]
     assert_replay_matches(services)  # the reply's last handler is re-derived from the log
+
+
+def test_reply_to_is_honoured_and_never_points_back_at_us(services: Services, smtp: SmtpSink) -> None:
+    mailbox_id = bind(services, smtp)
+    raw, _ = customer_mail(extra={"Reply-To": f"Orders <orders@customer.example>, {ADDRESS}"})
+    conversation_id = take_in(services, mailbox_id, raw, "imap:INBOX:1:1").conversation_ids[0]
+    written, row = queue_reply(services, conversation_id, None, "Noted.")
+    assert settle(services, written.id).status == SENT
+    [sent] = smtp.wait_for(1)
+    assert sent.rcpt_tos == ["orders@customer.example"] and row["to_addresses"] == '["orders@customer.example"]'
