@@ -241,6 +241,7 @@ def _parse(message: EmailMessage, max_part_bytes: int, max_parts: int) -> Parsed
     subject = " ".join(_decoded(headers.get("subject", "")).split())
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     is_bounce = _is_bounce(message, leaves) or _is_plain_bounce(headers, sender[0], subject)
+    parts = {id(p): _part(p, hint, max_part_bytes) for p in leaves if id(p) not in skip}
     return ParsedMail(
         message_id=next(iter(_message_ids(headers.get("message-id"))), None),
         in_reply_to=_message_ids(headers.get("in-reply-to")),
@@ -254,7 +255,7 @@ def _parse(message: EmailMessage, max_part_bytes: int, max_parts: int) -> Parsed
         date=_date(headers.get("date")),
         text=text,
         html=html,
-        parts=[_part(p, hint, max_part_bytes) for p in leaves if id(p) not in skip],
+        parts=list(parts.values()),
         headers={
             k: _decoded(v[: 2 * MAX_HEADER_CHARS])[:MAX_HEADER_CHARS] for k, v in islice(headers.items(), MAX_HEADERS)
         },
@@ -262,7 +263,7 @@ def _parse(message: EmailMessage, max_part_bytes: int, max_parts: int) -> Parsed
         precedence=precedence if precedence in _BULK else None,
         is_autoreply=not is_bounce and _is_autoreply(headers, subject),
         is_bounce=is_bounce,
-        bounce=_bounce(leaves, headers, text, subject) if is_bounce else None,
+        bounce=_bounce(leaves, parts, headers, text, subject) if is_bounce else None,
     )
 
 
@@ -376,11 +377,14 @@ def _is_plain_bounce(headers: dict[str, str], sender: str, subject: str) -> bool
     return _BOUNCE_SUBJECT.match(subject) is not None or bool(headers.get("x-failed-recipients", "").strip())
 
 
-def _bounce(leaves: list[MIMEPart], headers: dict[str, str], text: str, subject: str) -> BounceReport:
+def _bounce(
+    leaves: list[MIMEPart], parts: dict[int, Part], headers: dict[str, str], text: str, subject: str
+) -> BounceReport:
     """What a delivery report says: the Message-IDs of the mail it returns (its returned part, its own
     In-Reply-To and References, Message-ID lines its text quotes), the server's reason, and whether
     delivery failed for good. A broken report gives fewer ids and a reason from the text; never an error."""
-    recipients = [block for part in leaves if part.get_content_type() in _DSN_TYPES for block in _dsn_blocks(part)]
+    reports = (p for p in leaves if p.get_content_type() in _DSN_TYPES)
+    recipients = [block for p in reports for block in _dsn_blocks(p, parts[id(p)].data if id(p) in parts else None)]
     scanned = text[:_MAX_SCANNED_TEXT]
     found = [
         *(i for part in leaves if part.get_content_type() in _RETURNED_TYPES for i in _returned_ids(part)),
@@ -399,12 +403,12 @@ def _bounce(leaves: list[MIMEPart], headers: dict[str, str], text: str, subject:
     )
 
 
-def _dsn_blocks(part: MIMEPart) -> list[dict[str, str]]:
+def _dsn_blocks(part: MIMEPart, data: bytes | None) -> list[dict[str, str]]:
     """The per-recipient blocks of a message/delivery-status part as lower-cased field -> value (first one;
     folded lines joined). Read from its text, not the email package's sub-messages: those are lost or
     wrong when a server leaves out the blank lines or encodes the part."""
     try:
-        data = _payload(part)
+        data = _payload(part) if data is None else data  # as kept for the part list: serialised once
         encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
         if encoding in ("base64", "quoted-printable"):  # not allowed for message/*, done anyway
             data = (binascii.a2b_base64 if encoding == "base64" else quopri.decodestring)(data)
