@@ -101,6 +101,9 @@ def test_name_accepted(name: str) -> None:
     assert problems_of(check_name, FIELD, name) == []
 
 
+LINE_BREAKS = "must not contain line breaks (CR, LF, U+2028, U+2029, U+0085 or others)"
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [
@@ -108,9 +111,13 @@ def test_name_accepted(name: str) -> None:
         ("   ", "must not be empty"),
         ("\n", "must not be empty"),
         ("x" * 201, "must be at most 200 characters"),
-        ("line\rbreak", "must not contain line breaks"),
-        ("line\nbreak", "must not contain line breaks"),
-        ("nul\x00byte", "must not contain line breaks"),
+        ("line\rbreak", LINE_BREAKS),
+        ("line\nbreak", LINE_BREAKS),
+        ("nul\x00byte", LINE_BREAKS),
+        ("line\u2028separator", LINE_BREAKS),
+        ("paragraph\u2029separator", LINE_BREAKS),
+        ("next\x85line", LINE_BREAKS),
+        ("vertical\x0btab", LINE_BREAKS),
     ],
 )
 def test_name_rejected(name: str, message: str) -> None:
