@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from domain.values import MailProtocol, ServerSettings
@@ -20,6 +21,32 @@ class LoginRefused(Exception):
 
 # Logs in with the settings and password, or raises LoginRefused.
 LoginVerifier = Callable[[MailProtocol, ServerSettings, str], None]
+
+
+@dataclass(frozen=True)
+class Tried:
+    """One incoming server tried while discovering settings, as the admin sees it."""
+
+    source: str  # provider-table, autoconfig, srv, mx, guess
+    protocol: MailProtocol
+    settings: ServerSettings
+    outcome: str  # ok, no-such-host, unreachable, timeout, tls-failed, auth-failed, not-offered, ...
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What discovery found for an address and password: verified incoming settings (logged in),
+    outgoing SMTP settings (AUTH accepted) if any, and every incoming server tried."""
+
+    protocol: MailProtocol | None
+    incoming: ServerSettings | None
+    outgoing: ServerSettings | None
+    tried: list[Tried] = field(default_factory=list)
+    auth_failed: bool = False  # a server answered and refused the password
+
+
+# Finds and verifies a mailbox's servers from its address and password (DESIGN 6).
+Discoverer = Callable[[str, str], Discovery]
 
 
 class SecretStore(ABC):

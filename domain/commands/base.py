@@ -13,7 +13,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoder
 
 from domain.errors import Problem, Rejected, not_found
-from domain.ports import EventIndex, LoginVerifier, References, SecretStore
+from domain.ports import Discoverer, EventIndex, LoginVerifier, References, SecretStore
 from domain.transcodings import register_all
 
 A = TypeVar("A", bound=Aggregate)
@@ -66,12 +66,14 @@ class Base(Application[UUID]):
         secrets: SecretStore | None = None,
         verify_login: LoginVerifier | None = None,
         references: References | None = None,
+        discover: Discoverer | None = None,
     ) -> None:
         """Ports may be given later (the secret store lives in the event store's database)."""
         super().__init__(env)
         self.secrets: SecretStore = secrets  # type: ignore[assignment]
         self.verify_login: LoginVerifier = verify_login  # type: ignore[assignment]
         self.references: References = references  # type: ignore[assignment]
+        self.discover: Discoverer | None = discover
         self.event_index: EventIndex | None = None
 
     def construct_transcoder(self) -> Transcoder:

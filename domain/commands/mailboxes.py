@@ -68,10 +68,7 @@ class MailboxCommands(Base):
             errors.add(("input", "password"), "must not be empty")
         if display_name is not None:
             check_name(errors, ("input", "displayName"), display_name)
-        if incoming is None:
-            # Settings discovery is not built yet: the admin must give them.
-            errors.add(("input", "incoming"), "give the incoming server settings", "NEEDS_ADVANCED_SETTINGS")
-        else:
+        if incoming is not None:
             incoming = with_username(incoming, address)
             assert incoming is not None
             check_server(errors, ("input", "incoming"), incoming)
@@ -79,11 +76,14 @@ class MailboxCommands(Base):
         if outgoing is not None:
             check_server(errors, ("input", "outgoing"), outgoing)
         errors.raise_if_any()
-        assert incoming is not None
-        if protocol is None:
-            protocol = MailProtocol.POP3 if incoming.port in POP3_PORTS else MailProtocol.IMAP
         self._check_address_free(address)
-        attempt = self._verify(protocol, incoming, password)
+        if incoming is None:  # address and password alone: find the servers and log in (DESIGN 6)
+            protocol, incoming, found_outgoing, attempts = self._discovered(address, password, protocol)
+            outgoing = outgoing or found_outgoing
+        else:
+            if protocol is None:
+                protocol = MailProtocol.POP3 if incoming.port in POP3_PORTS else MailProtocol.IMAP
+            attempts = [self._verify(protocol, incoming, password)]
         claim = self._find(Claim.create_id(ADDRESS_CLAIM, address)) or Claim(ADDRESS_CLAIM, address)
         if claim.owner_id is not None:
             raise self._duplicate(address)
@@ -99,7 +99,26 @@ class MailboxCommands(Base):
         mailbox.set_reply_settings(DEFAULT_SUBJECT_TEMPLATE, f"-- \n{mailbox.display_name}")
         claim.take(mailbox.id)
         position = self._store_or_reject(("input", "address"), claim, mailbox)
-        return Written(mailbox.id, position), [attempt]
+        return Written(mailbox.id, position), attempts
+
+    def _discovered(self, address: str, password: str, protocol: MailProtocol | None
+                    ) -> tuple[MailProtocol, ServerSettings, ServerSettings | None, list[Attempt]]:
+        """Verified settings found from the address alone, or BindFailed: AUTH_FAILED when a server
+        answered and refused the password, else NEEDS_ADVANCED_SETTINGS with every attempt."""
+        if self.discover is None:
+            raise BindFailed([], Problem(("input", "incoming"), "give the incoming server settings",
+                                         "NEEDS_ADVANCED_SETTINGS"))
+        found = self.discover(address, password)
+        attempts = [Attempt(t.source, t.protocol, t.settings, t.outcome) for t in found.tried]
+        if found.incoming is not None and found.protocol is not None and protocol in (None, found.protocol):
+            return found.protocol, found.incoming, found.outgoing, attempts
+        if found.auth_failed:
+            raise BindFailed(attempts, Problem(
+                ("input", "password"), "the mail server was found but refused this user name or password",
+                "AUTH_FAILED"))
+        raise BindFailed(attempts, Problem(
+            ("input", "incoming"), "no working server settings were found for this address: give them "
+            "(protocol, incoming, outgoing)", "NEEDS_ADVANCED_SETTINGS"))
 
     def _check_address_free(self, address: str) -> None:
         claim = self._find(Claim.create_id(ADDRESS_CLAIM, address))

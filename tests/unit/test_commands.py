@@ -17,7 +17,7 @@ from domain.commands.mailboxes import ADDRESS_CLAIM, BindFailed
 from domain.commands.tokens import Principal
 from domain.errors import Problem, Rejected
 from domain.mailbox import Mailbox
-from domain.ports import LoginRefused, References, SecretStore
+from domain.ports import Discovery, LoginRefused, References, SecretStore, Tried
 from domain.routing import RoutingRule, RuleSpec
 from domain.tokens import ApiToken, hash_token
 from domain.values import (
@@ -213,6 +213,60 @@ def test_bind_needs_incoming_settings(app: Mailroom) -> None:
     problems = refused(app.bind_mailbox, "support@example.com", GOOD)
     assert codes(problems) == [(("input", "incoming"), "NEEDS_ADVANCED_SETTINGS")]
     assert login(app).calls == []
+
+
+class FakeDiscovery:
+    """Answers discovery with a prepared result; remembers the addresses asked about."""
+
+    def __init__(self, found: Discovery) -> None:
+        self.found = found
+        self.asked: list[str] = []
+
+    def __call__(self, address: str, password: str) -> Discovery:
+        self.asked.append(address)
+        return self.found
+
+
+SMTP = ServerSettings("smtp.example.com", 465, TransportSecurity.TLS, "support@example.com")
+
+
+def test_bind_with_address_and_password_alone_uses_the_discovered_settings(app: Mailroom) -> None:
+    incoming = imap(username="support")
+    tried = [Tried("srv", MailProtocol.IMAP, imap(host="mail.example.com"), "timeout"),
+             Tried("guess", MailProtocol.IMAP, incoming, "ok")]
+    app.discover = FakeDiscovery(Discovery(MailProtocol.IMAP, incoming, SMTP, tried))
+    written, attempts = app.bind_mailbox("support@example.com", GOOD)
+    mailbox = app.repository.get(written.id)
+    assert isinstance(mailbox, Mailbox)
+    assert (mailbox.protocol, mailbox.incoming, mailbox.outgoing) == (MailProtocol.IMAP, incoming, SMTP)
+    assert [(a.source, a.outcome) for a in attempts] == [("srv", "timeout"), ("guess", "ok")]
+    assert login(app).calls == []  # discovery logged in already
+
+
+def test_bind_when_the_server_refuses_the_password_is_auth_failed_not_advanced(app: Mailroom) -> None:
+    tried = [Tried("provider-table", MailProtocol.IMAP, imap(), "auth-failed")]
+    app.discover = FakeDiscovery(Discovery(None, None, None, tried, auth_failed=True))
+    with pytest.raises(BindFailed) as failed:
+        app.bind_mailbox("support@example.com", "wrong")
+    assert codes(failed.value.problems) == [(("input", "password"), "AUTH_FAILED")]
+    assert [a.outcome for a in failed.value.attempts] == ["auth-failed"]
+
+
+def test_bind_when_nothing_is_found_asks_for_advanced_settings_with_the_attempts(app: Mailroom) -> None:
+    tried = [Tried("guess", MailProtocol.IMAP, imap(host="imap.example.com"), "no-such-host")]
+    app.discover = FakeDiscovery(Discovery(None, None, None, tried))
+    with pytest.raises(BindFailed) as failed:
+        app.bind_mailbox("support@example.com", GOOD)
+    assert codes(failed.value.problems) == [(("input", "incoming"), "NEEDS_ADVANCED_SETTINGS")]
+    assert [a.outcome for a in failed.value.attempts] == ["no-such-host"]
+
+
+def test_discovery_is_not_asked_for_an_address_already_bound(app: Mailroom) -> None:
+    bind(app)
+    discovery = FakeDiscovery(Discovery(None, None, None))
+    app.discover = discovery
+    refused(app.bind_mailbox, "support@example.com", GOOD)
+    assert discovery.asked == []
 
 
 def test_bind_reports_every_input_problem_before_trying_to_log_in(app: Mailroom) -> None:
