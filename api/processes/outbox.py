@@ -18,8 +18,10 @@ import logging
 import os
 import re
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -37,6 +39,7 @@ from projections.outbox import OUTBOX, Outbox
 log = logging.getLogger("mailroom.outbox")
 NAME = "outbox"
 BATCH = 50  # replies delivered per catch-up, before the log is read again
+PARALLEL = 4  # SMTP transactions at once
 _SERVER_REPLY = re.compile(r"^[45]\d\d\b")  # a reason that is the server's own answer: it did not take the mail
 Send = Callable[..., str]
 
@@ -58,6 +61,8 @@ class OutboxSender(ViewConsumer):
         self.send = send
         self.timeout = timeout
         self.worker = worker_name()
+        self._executor: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def create_tables(self) -> None:
         self.projections.create_tables()
@@ -70,23 +75,35 @@ class OutboxSender(ViewConsumer):
     def after_catch_up(self, renew: Callable[[], Any] | None = None) -> int:
         """Settles claims of senders gone, then delivers what is due; returns replies handled."""
         now = datetime.now(UTC)
-        done = 0
+        due: list[UUID] = []
+        settled = 0
         for row in self.database.query(
                 f"SELECT reply_id, claimed_by FROM {OUTBOX.name} WHERE due_at <= ? OR "
                 f"(claimed_by IS NOT NULL AND claimed_by <> ?) ORDER BY due_at LIMIT {BATCH}",
                 (now.isoformat(), self.worker)):
             reply_id = UUID(row["reply_id"])
             if row["claimed_by"] and row["claimed_by"] != self.worker:
-                self.app.settle_abandoned_reply(reply_id, self.worker, now)
-                done += 1
-                continue
-            delivery = self.app.claim_reply(reply_id, self.worker, now)
-            if delivery is not None:
-                self.transmit(delivery)
-                done += 1
-            if renew is not None:
-                renew()
-        return done
+                settled += self.app.settle_abandoned_reply(reply_id, self.worker, now)
+            elif not row["claimed_by"]:
+                due.append(reply_id)
+        # A few deliveries at once: one slow server does not hold up the other mailboxes' replies.
+        delivered = sum(self._pool().map(lambda reply_id: self.deliver(reply_id, now, renew), due))
+        return settled + delivered
+
+    def deliver(self, reply_id: UUID, now: datetime, renew: Callable[[], Any] | None = None) -> int:
+        delivery = self.app.claim_reply(reply_id, self.worker, now)
+        if delivery is None:
+            return 0
+        self.transmit(delivery)
+        if renew is not None:
+            renew()
+        return 1
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(PARALLEL, thread_name_prefix="outbox")
+            return self._executor
 
     def transmit(self, delivery: Delivery) -> None:
         mailbox = self.app.find(delivery.mailbox_id)
