@@ -78,6 +78,7 @@ class HttpRecorder:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
 
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)

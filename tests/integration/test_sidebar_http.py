@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 import adapters.sidebar_http as sidebar_http
+from adapters.sidebar.hosts import is_public as real_is_public
 from adapters.sidebar_http import FetchedRecord, SidebarFetcher, SourceError, fill_template
 from tests.http_recorder import HttpRecorder, write_certificates
 
@@ -40,8 +41,7 @@ def server() -> Iterator[HttpRecorder]:
 @pytest.fixture
 def public_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[HttpRecorder]:
     """A server on 127.0.0.2 that the address check counts as public (that one address only)."""
-    real = sidebar_http.is_public  # type: ignore[attr-defined]
-    monkeypatch.setattr(sidebar_http, "is_public", lambda ip: ip == STAND_IN_PUBLIC or real(ip))
+    monkeypatch.setattr(sidebar_http, "is_public", lambda ip: ip == STAND_IN_PUBLIC or real_is_public(ip))
     with HttpRecorder(STAND_IN_PUBLIC) as recorder:
         yield recorder
 
@@ -123,7 +123,7 @@ def test_slow_source_times_out_while_the_others_still_show(server: HttpRecorder)
     elapsed, (slow, fast) = asyncio.run(go())
     assert isinstance(slow, SourceError) and "did not answer within 3 s" in slow.message
     assert fast == [FetchedRecord("2", "on time", None, {})]
-    assert 2.9 <= elapsed < 3.3  # the slow one's error within ~3.2 s, so fetch_all well under 4 s
+    assert 2.9 <= elapsed < 3.4  # the slow one's error within ~3.2 s (some slack for a busy machine); under 4 s
 
 
 def test_ten_agents_one_request_and_the_answer_kept(server: HttpRecorder) -> None:
