@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from adapters.discovery.addresses import is_public
 from adapters.mailserver import tls_context
-from adapters.sidebar.hosts import is_public
 from adapters.sidebar.records import FetchedRecord, SourceError, parse_records
 from adapters.sidebar.template import PLACEHOLDERS, check_template, fill_template
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import adapters.sidebar_http as sidebar_http
-from adapters.sidebar.hosts import is_public as real_is_public
+from adapters.discovery.addresses import is_public as real_is_public
 from adapters.sidebar_http import FetchedRecord, SidebarFetcher, SourceError, fill_template
 from tests.http_recorder import HttpRecorder, write_certificates
 
@@ -249,3 +249,12 @@ def test_tls_verified_against_the_name_while_connecting_to_the_checked_address(t
         no_ca = lenient(resolve=names.__getitem__)
         assert "TLS certificate not accepted" in fetch_error(no_ca, server.url("/orders", host="erp.test"))
         assert len(server.seen("/orders")) == 1
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
+                                     "100.64.0.1", "0.0.0.0", "224.0.0.1", "240.0.0.1", "::1", "::",
+                                     "::ffff:127.0.0.1", "::ffff:169.254.169.254", "fe80::1", "fd00::1", "ff02::1"])
+def test_every_kind_of_non_public_address_refused_before_any_connection(address: str) -> None:
+    strict = SidebarFetcher(allow_private=False, resolve=lambda name: ["93.184.215.14", address])
+    assert fetch_error(strict, "https://erp.example/orders") == "refused: erp.example is not a public address"
+    assert strict.requests_made == 0
