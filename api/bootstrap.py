@@ -16,14 +16,16 @@ from adapters.recorders import POSTGRES_TOPIC, SQLITE_TOPIC
 from adapters.schema_lock import schema_lock
 from adapters.secrets import EncryptedSecretStore, key_file_secret
 from adapters.settings import Settings, SettingsError, parse_database_url
+from adapters.sidebar_http import SidebarFetcher
 from adapters.snapshots import FollowerSnapshots
 from adapters.syncstate import SyncState
 from adapters.token_usage import TokenUsage
 from api.processes.assigner import AssignerProcess
 from api.processes.outbox import OutboxSender
 from api.services import Services
+from api.sidebar import SidebarResolver
 from domain.application import Mailroom
-from domain.ports import LoginRefused, LoginVerifier
+from domain.ports import Discoverer, LoginRefused, LoginVerifier
 from domain.values import MailProtocol, ServerSettings
 from projections.conversation_queries import ConversationQueries
 from projections.conversations import Conversations as ConversationsView
@@ -32,6 +34,8 @@ from projections.directory import Directory as DirectoryView
 from projections.driver import Projections
 from projections.follower import Follower
 from projections.queries import Directory
+from projections.sidebar import Sidebar
+from projections.sidebar_queries import SidebarQueries
 from projections.workload import Workload
 
 
@@ -47,7 +51,14 @@ def real_login(settings: Settings) -> LoginVerifier:
     return login
 
 
-def bootstrap(settings: Settings, verify_login: LoginVerifier | None = None) -> Services:
+def real_discovery(settings: Settings) -> Discoverer:
+    from adapters.discovery.discoverer import SettingsDiscovery  # network libraries, loaded when wired
+
+    return SettingsDiscovery(settings.dns_servers, settings.allow_private_hosts, settings.extra_ca_file)
+
+
+def bootstrap(settings: Settings, verify_login: LoginVerifier | None = None,
+              discover: Discoverer | None = None) -> Services:
     env = parse_database_url(settings.database_url)
     if settings.secret_key is None and "SQLITE_DBNAME" not in env:  # before any table is created
         raise SettingsError("MAILROOM_SECRET_KEY: required with a PostgreSQL database")
@@ -56,10 +67,11 @@ def bootstrap(settings: Settings, verify_login: LoginVerifier | None = None) -> 
     if "SQLITE_DBNAME" in env:
         Path(env["SQLITE_DBNAME"]).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
     with schema_lock(env):  # tables are created by one starting process at a time
-        return _wired(settings, env, verify_login)
+        return _wired(settings, env, verify_login, discover)
 
 
-def _wired(settings: Settings, env: dict[str, str], verify_login: LoginVerifier | None) -> Services:
+def _wired(settings: Settings, env: dict[str, str], verify_login: LoginVerifier | None,
+           discover: Discoverer | None) -> Services:
     app = Mailroom(env)
     datastore: Any = app.factory.datastore  # type: ignore[attr-defined]
     database = Database(datastore)
@@ -70,11 +82,13 @@ def _wired(settings: Settings, env: dict[str, str], verify_login: LoginVerifier 
     directory = Directory(database)
     app.secrets = EncryptedSecretStore(database, secret)
     app.verify_login = verify_login or real_login(settings)
+    # Tests that fake the login fake discovery too (None: address and password alone is refused).
+    app.discover = discover if discover is not None or verify_login is not None else real_discovery(settings)
     app.references = directory
     app.event_index = StoredEventIndex(database, app.recorder.events_table_name)  # type: ignore[attr-defined]
     app.admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     projections = Projections(app, database, [DirectoryView(), ConversationsView(), Workload(settings.timezone),
-                                                Counts()])
+                                                Counts(), Sidebar()])
     projections.create_tables()
     locks: MailboxLocks = PostgresLocks(database.connect) if database.is_postgres else SqliteLocks(database)
     snapshots = FollowerSnapshots(database)
@@ -88,5 +102,8 @@ def _wired(settings: Settings, env: dict[str, str], verify_login: LoginVerifier 
     sender = OutboxSender(app, database, blobs, settings.extra_ca_file)
     sender.create_tables()
     outbox = Follower(sender, sender.read, projections.head, lease=lambda: locks.try_acquire(sender.name))
+    sidebar_queries = SidebarQueries(database)
+    fetcher = SidebarFetcher(allow_private=settings.allow_private_hosts, extra_ca_file=settings.extra_ca_file)
     return Services(settings, app, database, projections, directory, blobs, SyncState(database),
-                    locks, ConversationQueries(database), snapshots, assigner, outbox)
+                    locks, ConversationQueries(database), snapshots, assigner, outbox, sidebar_queries,
+                    SidebarResolver(sidebar_queries, app.secrets, fetcher))

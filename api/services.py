@@ -11,11 +11,13 @@ from adapters.locks import MailboxLocks
 from adapters.settings import Settings
 from adapters.snapshots import FollowerSnapshots
 from adapters.syncstate import SyncState
+from api.sidebar import SidebarResolver
 from domain.application import Mailroom
 from projections.conversation_queries import ConversationQueries
 from projections.driver import Projections
 from projections.follower import Follower
 from projections.queries import Directory
+from projections.sidebar_queries import SidebarQueries
 
 
 @dataclass
@@ -32,6 +34,8 @@ class Services:
     snapshots: FollowerSnapshots
     assigner: Follower
     outbox: Follower  # the outbox sender (api/processes/outbox.py)
+    sidebar_queries: SidebarQueries
+    sidebar: SidebarResolver
 
     def followers(self) -> list[Follower]:
         """Every log follower: the views, then the processes."""

@@ -9,11 +9,12 @@ from domain.commands.intake import IntakeCommands
 from domain.commands.mailboxes import MailboxCommands
 from domain.commands.replies import ReplyCommands
 from domain.commands.routing import RoutingCommands
+from domain.commands.sidebar import SidebarCommands
 from domain.commands.tokens import TokenCommands
 
 
 class Mailroom(
     MailboxCommands, AgentCommands, CustomerCommands, RoutingCommands, TokenCommands, IntakeCommands,
-    ConversationCommands, ReplyCommands,
+    ConversationCommands, ReplyCommands, SidebarCommands,
 ):
     """Commands return ids and log positions; queries go to the projections."""

@@ -25,6 +25,7 @@ from domain.customers import Account, Contact
 from domain.mailbox import Mailbox
 from domain.reply import Reply
 from domain.routing import RoutingRule, RuleSpec
+from domain.sidebar import RecordData, SidebarRecord, SidebarSource, SourceSpec
 from domain.tokens import ApiToken
 from domain.values import AgentStatus, AssignmentStrategy, MailProtocol, ServerSettings
 
@@ -263,3 +264,29 @@ REPLY_SENT: type[ReplySent] = event_class(Reply, "Sent", ReplySent)
 REPLY_DEFERRED: type[ReplyDeferred] = event_class(Reply, "Deferred", ReplyDeferred)
 REPLY_FAILED: type[ReplyFailed] = event_class(Reply, "Failed", ReplyFailed)
 REPLY_BOUNCED: type[ReplyBounced] = event_class(Reply, "Bounced", ReplyBounced)
+
+
+# ---------------------------------------------------------------------- the sidebar (domain/sidebar.py)
+
+
+class SidebarSourceChanged(Event, Protocol):
+    @property
+    def spec(self) -> SourceSpec: ...
+
+
+class SidebarSourceAuthChanged(Event, Protocol):
+    @property
+    def auth_ref(self) -> UUID | None: ...
+
+
+class SidebarRecordUpdated(Event, Protocol):
+    @property
+    def data(self) -> RecordData: ...
+
+
+SIDEBAR_SOURCE_CHANGED: type[SidebarSourceChanged] = event_class(SidebarSource, "Changed", SidebarSourceChanged)
+SIDEBAR_SOURCE_AUTH_CHANGED: type[SidebarSourceAuthChanged] = event_class(
+    SidebarSource, "AuthChanged", SidebarSourceAuthChanged)
+SIDEBAR_SOURCE_DELETED: type[Event] = event_class(SidebarSource, "Deleted", Event)
+SIDEBAR_RECORD_UPDATED: type[SidebarRecordUpdated] = event_class(SidebarRecord, "Updated", SidebarRecordUpdated)
+SIDEBAR_RECORD_DELETED: type[Event] = event_class(SidebarRecord, "Deleted", Event)

@@ -12,6 +12,7 @@ from domain import values
 from domain.mail import AttachmentRef, InboundMail, ReceivedMail
 from domain.reply import OutboundMail
 from domain.routing import RuleSpec
+from domain.sidebar import MatchKey, RecordData, SidebarFieldSpec, SourceKind, SourceSpec
 
 
 class EnumAsValue(Transcoding):
@@ -71,10 +72,13 @@ ENUMS: tuple[type[Enum], ...] = (
     values.ConditionOperator,
     values.ConditionMatch,
     values.ConversationStatus,  # kept in Conversation snapshots
+    SourceKind,
+    MatchKey,
 )
 # InboundMail is recorded only by MessageReceived v1 events (new ones record ReceivedMail): kept to read them.
 RECORDS: tuple[type[Any], ...] = (
-    values.ServerSettings, values.Condition, RuleSpec, AttachmentRef, InboundMail, ReceivedMail, OutboundMail)
+    values.ServerSettings, values.Condition, RuleSpec, AttachmentRef, InboundMail, ReceivedMail, OutboundMail,
+    SidebarFieldSpec, SourceSpec, RecordData)
 
 
 def register_all(transcoder: JSONTranscoder) -> None:

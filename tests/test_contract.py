@@ -12,16 +12,12 @@ from api.graphql.schema import schema
 CONTRACT = Path(__file__).resolve().parent.parent / "api" / "contract.graphql"
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "contract" / "schema.graphql"
 
-# Built by later issues: sidebar #12, web workspace #13 (subscriptions, full-text filter), auditors #14 (seals).
+# Built by later issues: web workspace #13 (subscriptions, full-text filter), auditors #14 (seals).
 PENDING_TYPES = {
-    "SidebarSourceKind", "MatchKey", "SidebarField", "SidebarSource", "SidebarFieldInput",
-    "SidebarSourceInput", "SidebarSourcePayload", "RecordInput", "RecordPayload",
     "ConversationChangeKind", "ConversationChange", "Subscription",
     "AuditSeal",
 }
 PENDING_FIELDS = {
-    "Query.sidebarSources", "Mutation.createSidebarSource", "Mutation.updateSidebarSource",
-    "Mutation.deleteSidebarSource", "Mutation.upsertRecord", "Mutation.deleteRecord",
     "ConversationFilter.text",
     "Query.auditSeals",
 }

@@ -7,10 +7,11 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 from strawberry.types.nodes import SelectedField
 
@@ -31,6 +32,7 @@ from api.graphql.types import (
     rules_visible,
 )
 from api.services import Services
+from api.sidebar import SectionView
 from domain.commands.tokens import Principal
 from domain.ids import contact_id
 from domain.values import AssignmentStrategy, ConversationStatus, Role
@@ -111,6 +113,21 @@ class Message:
     @strawberry.field(description="Loop and noise markers: auto-submitted, bulk, autoreply, bounce, own-address.")
     def markers(self) -> list[str]:
         return list(json.loads(self.row["markers"] or "[]"))
+
+
+def sidebar_loader(info: Ctx) -> DataLoader[tuple[str, str], list[SectionView]]:
+    """One per request: the conversations of a page that ask for `sidebar` are resolved together
+    (api/sidebar.py: one statement per pushed-records source, one request per distinct URL)."""
+    cache = info.context.cache
+    if "sidebar" not in cache:
+        resolver = services(info).sidebar
+
+        async def load(keys: list[tuple[str, str]]) -> list[list[SectionView]]:
+            return await resolver.resolve(keys)
+
+        cache["sidebar"] = DataLoader(load_fn=load)
+    loader: DataLoader[tuple[str, str], list[SectionView]] = cache["sidebar"]
+    return loader
 
 
 async def _nothing() -> None:
@@ -235,9 +252,13 @@ class Conversation:
                                  reason=r["reason"], at=datetime.fromisoformat(r["at"]))
                 for r, agent in zip(rows, agents, strict=True)]
 
-    @strawberry.field
-    def sidebar(self) -> list[SidebarSection]:
-        return []  # no sidebar sources exist yet
+    @strawberry.field(description="The customer's related records, one section per enabled sidebar source, in "
+                      "position order; a source that could not be read has an error and no records.")
+    async def sidebar(self, info: Ctx) -> list[SidebarSection]:
+        sections = await sidebar_loader(info).load((str(self.row["id"]), str(self.row["customer_email"])))
+        return [SidebarSection(source_id=UUID(s.source_id), title=s.title, error=s.error, records=[
+            SidebarRecord(record_type=r.record_type, external_id=r.external_id, title=r.title,
+                          fields=cast(JSON, r.fields), url=r.url) for r in s.records]) for s in sections]
 
 
 @strawberry.type

@@ -46,11 +46,13 @@ from api.graphql.mutations_mailboxes import MailboxMutations
 from api.graphql.offload import HEAVY_LANE, is_heavy
 from api.graphql.query import Query as AdminQuery
 from api.graphql.replies import ReplyMutations
+from api.graphql.sidebar import SidebarMutations, SidebarQuery
 from api.graphql.tokens import TokenMutations, TokenQuery
 
-Query = merge_types("Query", (AdminQuery, ConversationQuery, AssignmentQuery, TokenQuery))
+Query = merge_types("Query", (AdminQuery, ConversationQuery, AssignmentQuery, TokenQuery, SidebarQuery))
 Mutation = merge_types(
-    "Mutation", (MailboxMutations, AdminMutations, AssignmentMutations, TokenMutations, ReplyMutations))
+    "Mutation", (MailboxMutations, AdminMutations, AssignmentMutations, TokenMutations, ReplyMutations,
+                 SidebarMutations))
 
 # The limits' validation rules are made once, not per request (as QueryDepthLimiter and
 # MaxAliasesLimiter would), so that a document validated before (same text, same rules) is not

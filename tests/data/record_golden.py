@@ -11,7 +11,8 @@ bodies moved to blobs, with the blobs it refers to (UTF-8 text by key) in golden
 golden_events_access_v1.jsonl records the "access" scenario (record_access) when assignments
 by hand gained the admin's override (Assigned v2); golden_events_access_v2.jsonl when tokens
 gained an expiry (Issued v2) and agents their deactivation. golden_events_replies_v1.jsonl
-records the "replies" scenario (issue 10: the outbox's steps).
+records the "replies" scenario (issue 10: the outbox's steps); golden_events_sidebar_v1.jsonl the
+"sidebar" scenario (issue 12).
 """
 
 from __future__ import annotations
@@ -174,11 +175,35 @@ def record_replies(services: Any) -> None:
     app.settle_abandoned_reply(third.reply_id, "worker-b", at)
 
 
-SCENARIOS = {"mail": record, "access": record_access, "replies": record_replies}
+def record_sidebar(services: Any) -> None:
+    """The sidebar (issue 12): a RECORDS source and an HTTP one with an auth header (a secret:
+    only its reference is recorded), changed, its header removed, deleted; a record pushed,
+    changed, deleted and pushed again."""
+    from domain.sidebar import MatchKey, SidebarFieldSpec, SourceKind, SourceSpec
+
+    app = services.app
+    orders = SourceSpec("Orders", "order", SourceKind.RECORDS, None, MatchKey.CUSTOMER_EMAIL,
+                        [SidebarFieldSpec("status", "Status"), SidebarFieldSpec("total", "Total")], 1, True)
+    app.create_sidebar_source(orders)
+    erp = SourceSpec("Work orders", "workorder", SourceKind.HTTP,
+                     "https://erp.example.org/api/workorders?account={account_id}", MatchKey.ACCOUNT, [], 2, True)
+    erp_id = app.create_sidebar_source(erp, "Authorization: Bearer golden-token").id
+    app.update_sidebar_source(erp_id, SourceSpec(erp.title, erp.record_type, erp.kind, erp.url_template,
+                                                 erp.match_by, [SidebarFieldSpec("due", "Due")], 3, False), None)
+    app.delete_sidebar_source(erp_id)
+    app.upsert_record("order", "A-1042", "Order A-1042", "dora@customer.example", None, None,
+                      {"status": "shipped", "total": "12.50 EUR"}, "https://shop.example.org/orders/A-1042")
+    app.upsert_record("order", "A-1042", "Order A-1042", "dora@customer.example", None, None,
+                      {"status": "delivered", "total": "12.50 EUR"}, None)
+    app.delete_record("order", "A-1042")
+    app.upsert_record("order", "A-1042", "Order A-1042 (reopened)", "dora@customer.example", None, None, {}, None)
+
+
+SCENARIOS = {"mail": record, "access": record_access, "replies": record_replies, "sidebar": record_sidebar}
 
 
 def main(events_path: str, blobs_path: str | None = None, scenario: str = "mail") -> None:
-    """`scenario` "access" or "replies" records record_access / record_replies (no blobs: pass "-" as BLOBS)."""
+    """`scenario` "access", "replies" or "sidebar": its record_* function (no blobs: pass "-" as BLOBS)."""
     with tempfile.TemporaryDirectory() as directory:
         os.environ["MAILROOM_DATABASE_URL"] = f"sqlite:///{directory}/golden.db"
         services = bootstrap(load_settings(), verify_login=lambda *args: None)

@@ -7,7 +7,8 @@ of every persisted topic, and of every class version of it: golden_events.jsonl 
 directory, golden_events_mail_v1.jsonl everything (bodies inline in MessageReceived v1),
 golden_events_mail_v2.jsonl everything again (bodies in blobs: golden_blobs_v2.json),
 golden_events_access_v*.jsonl who may act (issue 8: assignment overrides; see test_golden_access.py),
-golden_events_replies_v*.jsonl the outbox's steps (issue 10; see test_golden_replies.py).
+golden_events_replies_v*.jsonl the outbox's steps (issue 10; see test_golden_replies.py),
+golden_events_sidebar_v*.jsonl the sidebar's sources and records (issue 12; test_golden_sidebar.py).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ DIRECTORY_LOG = "golden_events.jsonl"
 MAIL_LOGS = {"golden_events_mail_v1.jsonl": None, "golden_events_mail_v2.jsonl": "golden_blobs_v2.json"}
 ACCESS_LOGS = ["golden_events_access_v1.jsonl", "golden_events_access_v2.jsonl"]  # record_golden.py: "access"
 REPLIES_LOGS = ["golden_events_replies_v1.jsonl"]  # record_golden.py: "replies"
-ALL_LOGS = [DIRECTORY_LOG, *MAIL_LOGS, *ACCESS_LOGS, *REPLIES_LOGS]
+SIDEBAR_LOGS = ["golden_events_sidebar_v1.jsonl"]  # record_golden.py: "sidebar"
+ALL_LOGS = [DIRECTORY_LOG, *MAIL_LOGS, *ACCESS_LOGS, *REPLIES_LOGS, *SIDEBAR_LOGS]
 
 
 def read_log(name: str) -> list[StoredEvent]:
