@@ -24,7 +24,10 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Protocol
 
+from adapters.discovery.addresses import PrivateAddress, allowed
+from adapters.discovery.dns import DnsError, NoSuchHost
 from adapters.discovery.logins import AttemptFailed, Cancelled, Dialer, login_imap, login_pop3, login_smtp, outcome_of
 from adapters.discovery.model import AttemptReport, Candidate, Outcome, ProbeResult, Verified
 from adapters.mailserver import tls_context
@@ -34,25 +37,26 @@ _log = logging.getLogger(__name__)
 
 MAX_PARALLEL = 16
 
-# A host name's addresses (IPv4/IPv6 text); may raise NoSuchHost or socket.gaierror.
+__all__ = ["AddressResolver", "NoSuchHost", "PrivateAddress", "Resolve", "verify_candidates"]
+
+# A host name's addresses (IPv4/IPv6 text); may raise NoSuchHost (or DnsError, socket.gaierror).
 Resolve = Callable[[str], list[str]]
+
+
+class AddressResolver(Protocol):
+    """adapters.discovery.dns.Resolver: its lookups can be bounded by the attempt's timeout."""
+
+    def addresses(self, host: str, *, timeout: float | None = None) -> list[str]: ...
+
 _Login = Callable[[Candidate, Dialer, str, str, ssl.SSLContext, float], None]
 _Result = tuple[Outcome, str, str | None]  # outcome, detail, the user name that worked
-
-
-class NoSuchHost(Exception):
-    """The host name does not resolve."""
-
-
-class PrivateAddress(Exception):
-    """The host resolves only to non-public addresses and those are not allowed."""
 
 
 def verify_candidates(
     candidates: list[Candidate],
     password: str,
     *,
-    resolve: Resolve,
+    resolve: Resolve | AddressResolver,
     allow_private: bool,
     extra_ca_file: str | None,
     attempt_timeout: float = 8.0,
@@ -60,23 +64,29 @@ def verify_candidates(
 ) -> ProbeResult:
     """Try the candidates (see the module docstring); `deadline` is a `time.monotonic()` value.
 
+    `resolve` is a `dns.Resolver` (or anything with its `addresses(host, *, timeout)`: the lookup
+    is then bounded like every other step) or a plain function host -> addresses. Which addresses
+    may be used is `addresses.allowed` (a host with any non-public address is refused unless
+    `allow_private`).
+
     Incoming: the first candidate in list order that logged in, IMAP before POP3. Outgoing: the
     first SMTP candidate whose AUTH was accepted. `attempts` has one report per candidate, in
     list order. A broken `extra_ca_file` raises (our configuration error, not a probe result).
     """
     if not attempt_timeout > 0:
         raise ValueError(f"attempt_timeout must be positive, got {attempt_timeout!r}")
-    probe = _Probe(candidates, password, resolve, allow_private, tls_context(extra_ca_file), attempt_timeout,
+    resolver = resolve if hasattr(resolve, "addresses") else _FunctionResolver(resolve)
+    probe = _Probe(candidates, password, resolver, allow_private, tls_context(extra_ca_file), attempt_timeout,
                    deadline)
     return probe.run()
 
 
 class _Probe:
-    def __init__(self, candidates: list[Candidate], password: str, resolve: Resolve, allow_private: bool,
+    def __init__(self, candidates: list[Candidate], password: str, resolver: AddressResolver, allow_private: bool,
                  context: ssl.SSLContext, attempt_timeout: float, deadline: float) -> None:
         self._candidates = list(candidates)
         self._password = password
-        self._resolve = resolve
+        self._resolver = resolver
         self._allow_private = allow_private
         self._context = context
         self._attempt_timeout = attempt_timeout
@@ -203,18 +213,11 @@ class _Probe:
         return "auth-failed", f"refused for {', '.join(refused)} ({last})", None
 
     def _addresses(self, host: str) -> list[str]:
-        try:
-            found = [str(ipaddress.ip_address(host))]
-        except ValueError:
-            found = list(self._resolve(host))
-        if not found:
-            raise NoSuchHost(host)
-        if self._allow_private:
-            return found
-        public = [address for address in found if _public(address)]
-        if not public:
-            raise PrivateAddress(host)
-        return public
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise AttemptFailed("timeout", "no answer before the overall deadline")
+        timeout = min(self._attempt_timeout, remaining)
+        return allowed(host, self._resolver, self._allow_private, timeout=timeout)
 
     def _login(self, candidate: Candidate, addresses: list[str], username: str) -> tuple[Outcome, str]:
         if any(ch in text for text in (username, self._password) for ch in "\r\n\0"):
@@ -255,21 +258,26 @@ def _login_function(candidate: Candidate) -> _Login:
 
 def _resolve_failure(exc: Exception) -> tuple[Outcome, str]:
     if isinstance(exc, PrivateAddress):
-        return "private-address", "the host resolves only to non-public addresses"
+        return "private-address", "the host resolves to a non-public address"
     if isinstance(exc, (NoSuchHost, socket.gaierror)):
-        return "no-such-host", "the host name could not be resolved"
-    if isinstance(exc, TimeoutError):
+        return "no-such-host", "the host name does not exist"
+    if isinstance(exc, TimeoutError):  # dns.DnsTimeout included
         return "timeout", "the host name lookup timed out"
     if isinstance(exc, AttemptFailed):
         return exc.outcome, exc.detail
-    return "no-such-host", f"the host name could not be resolved ({type(exc).__name__})"
+    if isinstance(exc, DnsError):
+        return "no-such-host", "the host name lookup failed"
+    return "no-such-host", f"the host name lookup failed ({type(exc).__name__})"
 
 
-def _public(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+class _FunctionResolver:
+    """A plain host -> addresses function as an AddressResolver (IP literals are returned as is)."""
+
+    def __init__(self, resolve: Resolve) -> None:
+        self._resolve = resolve
+
+    def addresses(self, host: str, *, timeout: float | None = None) -> list[str]:
+        try:
+            return [str(ipaddress.ip_address(host.strip("[]")))]
+        except ValueError:
+            return list(self._resolve(host))

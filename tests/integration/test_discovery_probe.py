@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from adapters.discovery.dns import NoSuchHost
 from adapters.discovery.model import Candidate, ProbeResult
-from adapters.discovery.probe import NoSuchHost, verify_candidates
+from adapters.discovery.probe import verify_candidates
 from domain.values import MailProtocol, TransportSecurity
 from tests.blackhole import BlackHole, DeadPort
 from tests.dovecot import Dovecot
@@ -226,6 +227,39 @@ def test_a_private_address_is_not_connected_to(hole: BlackHole, local: Account) 
     assert outcomes(result) == ["private-address", "private-address"]
     time.sleep(0.1)
     assert hole.connections == 0
+
+
+def test_a_host_with_any_private_address_is_refused(hole: BlackHole, local: Account,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(NAMES, "half.example", ["8.8.8.8", "127.0.0.1"])
+    result = probe([incoming(IMAP, hole.port, local.usernames, host="half.example")], local.password, None,
+                   allow_private=False)
+
+    assert outcomes(result) == ["private-address"]
+    time.sleep(0.1)
+    assert hole.connections == 0
+
+
+class RecordingResolver:
+    """Like adapters.discovery.dns.Resolver: addresses(host, *, timeout)."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[float | None] = []
+
+    def addresses(self, host: str, *, timeout: float | None = None) -> list[str]:
+        self.timeouts.append(timeout)
+        return resolve(host)
+
+
+def test_a_resolver_object_gets_the_attempt_timeout(dovecot: Dovecot, local: Account) -> None:
+    resolver = RecordingResolver()
+    result = verify_candidates([incoming(IMAP, dovecot.imaps_port, local.usernames)], local.password,
+                               resolve=resolver, allow_private=True, extra_ca_file=dovecot.ca_file,
+                               attempt_timeout=4.0, deadline=time.monotonic() + 20)
+
+    assert result.incoming is not None
+    assert len(resolver.timeouts) == 1
+    assert resolver.timeouts[0] is not None and 0 < resolver.timeouts[0] <= 4.0
 
 
 def test_a_refused_candidate_is_only_reported(hole: BlackHole, local: Account) -> None:
