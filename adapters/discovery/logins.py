@@ -168,7 +168,7 @@ def login_imap(
                 raise AttemptFailed("protocol-error", "the server does not offer STARTTLS")
             conn.starttls(context)
         try:
-            if username.isascii() and password.isascii():
+            if username.isascii() and password.isascii() and "LOGINDISABLED" not in conn.capabilities:
                 conn.login(username, password)
             else:
                 # LOGIN carries ASCII only; AUTHENTICATE PLAIN sends UTF-8 (RFC 4616).
@@ -178,9 +178,10 @@ def login_imap(
             raise
         except imaplib.IMAP4.error as exc:
             raise _refused(exc, password) from None
-    finally:
+        # Only after an answered login: a LOGOUT after a timeout would wait out another one.
         with contextlib.suppress(Exception):
             conn.logout()
+    finally:
         with contextlib.suppress(Exception):
             conn.shutdown()
 

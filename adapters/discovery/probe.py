@@ -190,6 +190,14 @@ class _Probe:
     # -- worker threads --------------------------------------------------------------------
 
     def _attempt(self, index: int) -> _Result:
+        try:
+            return self._try(index)
+        except Exception as exc:  # a bug of ours must not lose the other candidates' answers
+            # Only the type: an exception's text could quote what was being sent.
+            _log.error("discovery probe: attempt failed unexpectedly: %s", type(exc).__name__)
+            return (*outcome_of(exc, self._password), None)
+
+    def _try(self, index: int) -> _Result:
         with self._lock:
             if self._over:
                 return "skipped", "the probe had already ended", None
