@@ -16,6 +16,10 @@ from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # socketserver's 5 makes bursts of connections wait out SYN retries (1 s, 3 s)
+
+
 @dataclass
 class Behaviour:
     body: object = field(default_factory=list)  # bytes are sent as they are; anything else as JSON
@@ -41,7 +45,7 @@ class HttpRecorder:
         self.requests: list[Seen] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer((host, 0), self._handler())
+        self._server = _Server((host, 0), self._handler())
         self._server.daemon_threads = True
         if tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
