@@ -115,3 +115,7 @@ def redact_access_log() -> None:
     access = logging.getLogger("uvicorn.access")
     if ACCESS_LOG_FILTER not in access.filters:
         access.addFilter(ACCESS_LOG_FILTER)
+    # httpx logs every request's full URL at INFO: a sidebar source's URL holds the customer's
+    # address (and whatever key an admin put in its query). Warnings and errors still show.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
