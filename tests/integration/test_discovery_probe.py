@@ -7,8 +7,9 @@ probe connects to the checked address and verifies the certificate against the n
 from __future__ import annotations
 
 import secrets
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +103,15 @@ def probe(candidates: list[Candidate], password: str, ca_file: str | None, *, al
 
 def outcomes(result: ProbeResult) -> list[str]:
     return [attempt.outcome for attempt in result.attempts]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 # -- incoming --------------------------------------------------------------------------------
@@ -288,16 +298,18 @@ def test_a_black_hole_before_a_good_server_costs_one_attempt_timeout(
 
 
 def test_a_black_hole_after_a_good_server_does_not_delay_the_answer(
-        dovecot: Dovecot, local: Account, hole: BlackHole) -> None:
-    candidates = [incoming(IMAP, dovecot.imaps_port, local.usernames), incoming(IMAP, hole.port, local.usernames),
-                  incoming(POP3, hole.port, local.usernames)]
+        dovecot: Dovecot, full: Account, hole: BlackHole) -> None:
+    candidates = [incoming(IMAP, dovecot.imaps_port, full.usernames), incoming(IMAP, hole.port, full.usernames),
+                  incoming(POP3, hole.port, full.usernames)]
     start = time.monotonic()
-    result = probe(candidates, local.password, dovecot.ca_file, attempt_timeout=5.0, within=20.0)
+    result = probe(candidates, full.password, dovecot.ca_file, attempt_timeout=30.0, within=40.0)
     elapsed = time.monotonic() - start
 
     assert result.incoming is not None and result.incoming.candidate == candidates[0]
     assert outcomes(result) == ["ok", "skipped", "skipped"]
     assert elapsed < 1.0
+    # The attempts still waiting for a greeting were aborted, not left to wait for 30 s.
+    assert wait_until(lambda: not any(t.name.startswith("discovery-probe") for t in threading.enumerate()), 1.0)
 
 
 def test_all_black_holes_answer_by_the_deadline(hole: BlackHole, local: Account) -> None:
