@@ -35,7 +35,7 @@ class SettingsDiscovery:
         end = started + self.deadline
         resolver = Resolver(parse_servers(self.dns_servers) or None)
         candidates = self.candidates(address, resolver, started + self.deadline * LOOKUP_SHARE)
-        result = verify_candidates(candidates, password, resolve=resolver.addresses, allow_private=self.allow_private,
+        result = verify_candidates(candidates, password, resolve=resolver, allow_private=self.allow_private,
                                    extra_ca_file=self.extra_ca_file, attempt_timeout=self.attempt_timeout, deadline=end)
         log.info("discovery for a mailbox on %s: %d candidates, %s in %.1f s", address.rpartition("@")[2],
                  len(candidates), "found" if result.incoming else "nothing found", time.monotonic() - started)
