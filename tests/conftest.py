@@ -12,6 +12,7 @@ from api.bootstrap import Services, bootstrap
 from domain.ports import LoginRefused
 from domain.values import MailProtocol, ServerSettings
 from tests.backends import fresh_database
+from tests.discovery_fixture import autoconfig_server, dns_server  # noqa: F401
 from tests.dovecot_fixture import dovecot  # noqa: F401
 from tests.smtp_fixture import smtp, smtp_sink  # noqa: F401
 

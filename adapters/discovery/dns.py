@@ -23,6 +23,9 @@ import dns.rdatatype
 import dns.resolver
 
 DNS_TIMEOUT = 3.0  # seconds for one lookup (all servers and retries together)
+# The system resolver is asked only after the DNS servers said the name does not exist, for names
+# from the hosts file (which answer at once): it gets little time, it is only going to ask DNS again.
+FALLBACK_TIMEOUT = 1.0
 
 
 class DnsError(Exception):
@@ -148,7 +151,7 @@ class Resolver:
         if errors and not missing:
             raise errors[0]
         # The DNS servers know nothing of it: the system resolver (hosts file) may.
-        system = _getaddrinfo(host, max(0.05, stop - time.monotonic()))
+        system = _getaddrinfo(host, max(0.05, min(FALLBACK_TIMEOUT, stop - time.monotonic())))
         if system:
             return system
         if errors:
