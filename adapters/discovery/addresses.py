@@ -14,7 +14,7 @@ from typing import Protocol
 
 from adapters.discovery.dns import NoSuchHost
 
-__all__ = ["NoSuchHost", "PrivateAddress", "allowed", "is_public"]
+__all__ = ["AddressResolver", "NoSuchHost", "PrivateAddress", "allowed", "is_public"]
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
@@ -82,13 +82,15 @@ class PrivateAddress(Exception):
         self.addresses = addresses
 
 
-class _Resolves(Protocol):
+class AddressResolver(Protocol):
+    """Anything with dns.Resolver.addresses."""
+
     def addresses(self, host: str, *, timeout: float | None = None) -> list[str]: ...
 
 
 def allowed(
     host: str,
-    resolver: _Resolves,
+    resolver: AddressResolver,
     allow_private: bool,
     *,
     timeout: float | None = None,

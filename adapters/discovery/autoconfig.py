@@ -31,7 +31,7 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as SafeET
 import httpx
 
-from adapters.discovery.addresses import allowed, is_public
+from adapters.discovery.addresses import AddressResolver, allowed, is_public
 from adapters.discovery.model import Candidate
 from domain.values import MailProtocol, TransportSecurity
 
@@ -52,7 +52,7 @@ class FetchRefused(Exception):
 class Autoconfig:
     def __init__(
         self,
-        resolver: object,
+        resolver: AddressResolver,
         *,
         scheme: str = "https",
         port: int | None = None,
@@ -81,7 +81,7 @@ class Autoconfig:
         self.ssl_context = ssl_context
 
     def urls(self, address: str) -> list[str]:
-        domain = address.rpartition("@")[2].strip().lower().rstrip(".")
+        domain = address.rpartition("@")[2].strip().lower().rstrip(".").encode("idna").decode("ascii")
         port = f":{self.port}" if self.port else ""
         query = urllib.parse.urlencode({"emailaddress": address})
         return [
@@ -155,8 +155,7 @@ class Autoconfig:
         remaining = stop - time.monotonic()
         if remaining <= 0:
             raise FetchRefused("out of time")
-        addresses = allowed(host, self.resolver, allow_private, timeout=remaining,  # type: ignore[arg-type]
-                            public=self.public)
+        addresses = allowed(host, self.resolver, allow_private, timeout=remaining, public=self.public)
         default_port = port == (443 if parts.scheme == "https" else 80)
         host_header = (f"[{host}]" if ":" in host else host) + ("" if default_port else f":{port}")
         path = parts.path or "/"
@@ -176,8 +175,9 @@ class Autoconfig:
                     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
                     request = client.build_request(
                         "GET", target,
+                        # identity: the size cap counts what is parsed (no compression bombs)
                         headers={"Host": host_header, "Accept": "application/xml, text/xml",
-                                 "User-Agent": "mailroom-discovery"},
+                                 "Accept-Encoding": "identity", "User-Agent": "mailroom-discovery"},
                         extensions=extensions)
                     response = client.send(request, stream=True)
                     try:

@@ -86,7 +86,10 @@ def find_candidates(
     (address, local part). Returns by `deadline` (time.monotonic()) whatever the network does."""
     address = address.strip()
     local, _, domain = address.rpartition("@")
-    domain = domain.lower().rstrip(".")
+    try:  # an internationalised domain as DNS knows it (A-labels)
+        domain = domain.strip().lower().rstrip(".").encode("idna").decode("ascii")
+    except UnicodeError:
+        return []
     defaults = tuple(dict.fromkeys(u for u in (address, local) if u))
     if not domain:
         return []
