@@ -55,8 +55,9 @@ def make_services(environment: dict[str, str]) -> Iterator[Callable[..., Service
     """Builds (and later closes) services over the test's database; call again to 'restart'."""
     made: list[Services] = []
 
-    def make(verify_login: object | None = None) -> Services:
-        services = bootstrap(load_settings(), verify_login=verify_login or FakeMailServer())  # type: ignore[arg-type]
+    def make(verify_login: object | None = None, discover: object | None = None) -> Services:
+        services = bootstrap(load_settings(), verify_login=verify_login or FakeMailServer(),  # type: ignore[arg-type]
+                             discover=discover)  # type: ignore[arg-type]
         made.append(services)
         return services
 
