@@ -22,6 +22,7 @@ from api.metrics import Metrics
 from api.processes import sync
 from api.processes.workers import Workers
 from api.services import Services
+from api.web import install_web
 
 MAX_BODY = 1_000_000  # bytes; the largest legitimate request is a rule with many conditions
 # Python's collector, while serving: a full collection scans every object of the process (over
@@ -83,10 +84,12 @@ def create_app(services: Services, run_workers: bool = True) -> FastAPI:
         return Context(services=services, principal=await authenticate(services, connection))
 
     graphql = GraphQLRouter(
-        schema, context_getter=context, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,)
+        schema, context_getter=context, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        graphql_ide=None,  # GraphiQL comes from the local bundle (api/web.py), not from a CDN
     )
     app.include_router(graphql, prefix="/graphql")
     app.include_router(downloads_router(services))
+    install_web(app)  # the UI at /, GraphiQL at /graphql for browsers (api/web.py)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
