@@ -34,6 +34,7 @@ from projections.directory import Directory as DirectoryView
 from projections.driver import Projections
 from projections.follower import Follower
 from projections.queries import Directory
+from projections.search import Search
 from projections.sidebar import Sidebar
 from projections.sidebar_queries import SidebarQueries
 from projections.workload import Workload
@@ -88,7 +89,7 @@ def _wired(settings: Settings, env: dict[str, str], verify_login: LoginVerifier 
     app.event_index = StoredEventIndex(database, app.recorder.events_table_name)  # type: ignore[attr-defined]
     app.admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     projections = Projections(app, database, [DirectoryView(), ConversationsView(), Workload(settings.timezone),
-                                                Counts(), Sidebar()])
+                                                Counts(), Sidebar(), Search()])
     projections.create_tables()
     locks: MailboxLocks = PostgresLocks(database.connect) if database.is_postgres else SqliteLocks(database)
     snapshots = FollowerSnapshots(database)

@@ -17,6 +17,7 @@ from adapters.database import Database, Row
 from projections import conversations as c
 from projections import counts as n
 from projections import directory as d
+from projections import search as search
 from projections import workload as w
 from projections.driver import POSITIONS
 from projections.queries import any_of
@@ -33,6 +34,7 @@ class ConversationFilter:
     mailbox_id: str | None = None
     customer_email: str | None = None
     group_ids: tuple[str, ...] | None = None  # only conversations routed to one of these groups
+    text: str | None = None  # full-text search (projections/search.py); no words: no text filter
 
 
 def encode_cursor(sort_key: str) -> str:
@@ -74,6 +76,9 @@ class ConversationQueries:
 
     def rows(self, f: ConversationFilter, first: int, after: str | None) -> tuple[list[Row], bool]:
         """Newest first; keyset pagination on (created_at, id): stable while new mail arrives."""
+        text = search.parse(f.text)
+        if text is not None:
+            return self._text_rows(f, text, first, after)
         if f.group_ids and len(set(f.group_ids)) <= MERGED_GROUPS:
             return self._group_rows(f, first, after)
         clauses, params = self._where(f)
@@ -111,11 +116,63 @@ class ConversationQueries:
             rows = self.db.query(sql, [*(v for g in groups for v in (g, *params, first + 1)), first + 1])
         return rows[:first], len(rows) > first
 
+    def _text_rows(self, f: ConversationFilter, text: search.TextQuery, first: int,
+                   after: str | None) -> tuple[list[Row], bool]:
+        """rows() with a text filter. SQLite: read from the FTS5 index newest first (its rowid is
+        ordered like sort_key, projections/search.rank), each match joined to its conversation and
+        the other filters, stopping at the page's end. PostgreSQL: the GIN index's matches among
+        the conversations, newest first (the planner walks whichever side is cheaper)."""
+        if text.impossible or f.group_ids == ():
+            return [], False
+        clauses, params = self._where(f)
+        if self.db.is_postgres:
+            clauses.insert(0, f"id IN (SELECT conversation_id FROM {search.SEARCH.name} "
+                              "WHERE tsv @@ to_tsquery('simple', ?))")
+            params.insert(0, text.tsquery())
+            if after is not None:
+                clauses.append("sort_key < ?")
+                params.append(after)
+            sql = (f"SELECT * FROM {c.CONVERSATIONS.name} WHERE {' AND '.join(clauses)} "
+                   "ORDER BY sort_key DESC LIMIT ?")
+        else:
+            if after is not None:
+                try:
+                    bound = min(max(search.rank(after), -(2**63)), 2**63 - 1)
+                except ValueError:  # not a cursor this API gave: compared as it is
+                    clauses.append("c.sort_key < ?")
+                    params.append(after)
+                else:
+                    clauses.append(f"{search.FTS}.rowid < ?")
+                    params.append(bound)
+            sql = (f"SELECT c.* FROM {search.FTS} JOIN {search.SEARCH.name} s ON s.n = {search.FTS}.rowid "
+                   f"JOIN {c.CONVERSATIONS.name} c ON c.id = s.conversation_id WHERE {search.FTS} MATCH ?"
+                   + "".join(f" AND {clause}" for clause in clauses) + f" ORDER BY {search.FTS}.rowid DESC LIMIT ?")
+            params.insert(0, text.fts5())
+        rows = self.db.query(sql, [*params, first + 1])
+        return rows[:first], len(rows) > first
+
+    def _text_count(self, f: ConversationFilter, text: search.TextQuery) -> int:
+        if text.impossible:
+            return 0
+        clauses, params = self._where(f)
+        if self.db.is_postgres:
+            sql = (f"SELECT COUNT(*) AS n FROM {c.CONVERSATIONS.name} WHERE id IN (SELECT conversation_id FROM "
+                   f"{search.SEARCH.name} WHERE tsv @@ to_tsquery('simple', ?))")
+        else:
+            sql = (f"SELECT COUNT(*) AS n FROM {search.FTS} JOIN {search.SEARCH.name} s "
+                   f"ON s.n = {search.FTS}.rowid JOIN {c.CONVERSATIONS.name} c ON c.id = s.conversation_id "
+                   f"WHERE {search.FTS} MATCH ?")
+        sql += "".join(f" AND {clause}" for clause in clauses)
+        value = text.tsquery() if self.db.is_postgres else text.fts5()
+        return int(self.db.query(sql, [value, *params])[0]["n"])
+
     @staticmethod
     def counted_scope(f: ConversationFilter) -> str | None:
         """The maintained count (projections/counts.py) that answers `f` exactly, if one does:
         no filter, a status, one group, or one group and a status. Other filters: None."""
         if f.assignee_id is not None or f.mailbox_id is not None or f.customer_email is not None:
+            return None
+        if search.parse(f.text) is not None:
             return None
         if f.group_ids is None:
             return n.scope(f.status)
@@ -129,6 +186,9 @@ class ConversationQueries:
         otherwise COUNT(*) over the matching rows."""
         if f.group_ids == ():
             return 0
+        text = search.parse(f.text)
+        if text is not None:
+            return self._text_count(f, text)
         scope = self.counted_scope(f)
         if scope is not None:
             [found] = self.db.query(

@@ -18,7 +18,6 @@ PENDING_TYPES = {
     "AuditSeal",
 }
 PENDING_FIELDS = {
-    "ConversationFilter.text",
     "Query.auditSeals",
 }
 

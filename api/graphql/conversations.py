@@ -277,7 +277,7 @@ TOTAL_COUNT = (
     "All the conversations that match the filter and the caller may see, not only this page; "
     "counted only when asked for. Read from maintained counts (constant time) with no filter, "
     "a status, a groupId, or a groupId and a status (an AGENT token counts as a groupId filter "
-    "when the agent is in one group); any other filter (assigneeId, mailboxId, customerEmail, "
+    "when the agent is in one group); any other filter (assigneeId, mailboxId, customerEmail, text, "
     "an agent in several groups) counts the matching rows. Exact either way."
 )
 
@@ -303,6 +303,8 @@ class ConversationFilter:
     mailbox_id: UUID | None = None
     group_id: UUID | None = None
     customer_email: str | None = None
+    text: str | None = strawberry.field(default=None, description=(
+        "Full-text search over subject, message text and customer address (words, prefixes, quoted phrases)."))
 
 
 @strawberry.type
@@ -387,7 +389,7 @@ def read_page(s: Services, who: Principal, known_groups: tuple[str, ...] | Unkno
                    assignee_id=str(f.assignee_id) if f.assignee_id else None,
                    mailbox_id=str(f.mailbox_id) if f.mailbox_id else None,
                    customer_email=f.customer_email.strip().lower() if f.customer_email else None,
-                   group_ids=groups)
+                   group_ids=groups, text=f.text)
     rows, more = s.conversations.rows(query, limit, cursor)
     total = s.conversations.count(query) if counted else None
     nested: dict[str, dict[str, Any]] = {}
