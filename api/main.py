@@ -6,18 +6,23 @@ import gc
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
 
-from fastapi import FastAPI, Request, Response, WebSocketException, status
+from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import authenticate
 from api.downloads import downloads_router
 from api.graphql.common import Context
 from api.graphql.schema import schema
+from api.graphql.subscriptions import connect
 from api.limits import BodyLimit
+from api.live import hub_of
 from api.metrics import Metrics
 from api.processes import sync
 from api.processes.workers import Workers
@@ -59,17 +64,37 @@ def tune_collector(workers: Workers) -> Callable[[], None]:
     return undo
 
 
+class Router(GraphQLRouter[Context, None]):
+    """/graphql; its WebSocket serves subscriptions (graphql-transport-ws), the socket
+    authenticated by the token in `connection_init` (api/graphql/subscriptions.py)."""
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """A socket for any other subprotocol (or none) is refused before it is accepted
+        (HTTP 403), as every socket was before subscriptions were served."""
+        if self.is_websocket_request(request) and (
+                await self.pick_websocket_subprotocol(request) != GRAPHQL_TRANSPORT_WS_PROTOCOL):
+            return await self.reject_websocket(request)
+        return await super().run(request, context, root_value)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        await connect(context)
+        return await super().on_ws_connect(context)
+
+
 def create_app(services: Services, run_workers: bool = True) -> FastAPI:
     workers = Workers(services, processes=run_workers)
     metrics = Metrics(services)
+    live = hub_of(services)  # the one log reader of the subscriptions (api/live.py)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         workers.start()
+        live.start()
         untune = tune_collector(workers)
         try:
             yield
         finally:
+            live.stop()
             workers.stop()
             untune()
 
@@ -78,13 +103,13 @@ def create_app(services: Services, run_workers: bool = True) -> FastAPI:
 
     async def context(connection: HTTPConnection) -> Context:
         if not isinstance(connection, Request):
-            # A WebSocket (subscriptions): not served yet, so refused before the upgrade is accepted
-            # (the client sees HTTP 403). Serving them needs their own authentication first.
-            raise WebSocketException(code=status.WS_1008_POLICY_VIOLATION, reason="subscriptions are not served")
+            # A WebSocket (subscriptions): nobody until connection_init carries a token (Router).
+            return Context(services=services, principal=None)
         return Context(services=services, principal=await authenticate(services, connection))
 
-    graphql = GraphQLRouter(
+    graphql = Router(
         schema, context_getter=context, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        connection_init_wait_timeout=timedelta(seconds=10),
         graphql_ide=None,  # GraphiQL comes from the local bundle (api/web.py), not from a CDN
     )
     app.include_router(graphql, prefix="/graphql")

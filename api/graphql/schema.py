@@ -19,7 +19,7 @@ or cursor, is refused as BAD_USER_INPUT before anything runs (api/graphql/guards
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
 import strawberry
@@ -47,6 +47,7 @@ from api.graphql.offload import HEAVY_LANE, is_heavy
 from api.graphql.query import Query as AdminQuery
 from api.graphql.replies import ReplyMutations
 from api.graphql.sidebar import SidebarMutations, SidebarQuery
+from api.graphql.subscriptions import Subscription
 from api.graphql.tokens import TokenMutations, TokenQuery
 
 Query = merge_types("Query", (AdminQuery, ConversationQuery, AssignmentQuery, TokenQuery, SidebarQuery))
@@ -96,10 +97,38 @@ class Schema(strawberry.Schema):
             result.errors = errors.masked(result.errors)
         return result
 
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> AsyncGenerator[Any, None]:
+        """The subscriptions' socket (graphql-transport-ws): subscriptions only, queries and
+        mutations being served over HTTP (heavy lane, read-your-writes); each result's errors
+        answered without internals, as over HTTP."""
+        results = await super().stream(query, variable_values, context_value, root_value, operation_name,
+                                       operation_extensions, allowed_operation_types or (OperationType.SUBSCRIPTION,))
+
+        async def masked() -> AsyncGenerator[Any, None]:
+            try:
+                async for result in results:
+                    if isinstance(result, ExecutionResult) and result.errors:
+                        result.errors = errors.masked(result.errors)
+                    yield result
+            finally:
+                await results.aclose()
+
+        return masked()
+
 
 schema = Schema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     # FastExecutor (attribute-only fields without graphql-core's full path per field), holding the answer to the budget
     execution_context_class=BudgetedExecutor,
     extensions=[
