@@ -72,11 +72,20 @@ const ReopenDoc = graphql(`
   }
 `);
 
+const REF = /\[#([A-HJ-NP-Z2-9]{8})\]/;
+const PREFIXES = /^\s*((re|fw|fwd|aw|wg|sv|vs|antw)\s*:\s*)+/i;
+
+/** The mailbox's default reply subject as the server renders it (domain/replies.py): the
+ * reference token is known once a subject of the thread carries it; the server adds it anyway. */
 function renderSubject(template: string, c: ConversationFullFragment): string {
-  return template
-    .replaceAll("{subject}", c.subject)
+  const ref = c.messages.map((m) => REF.exec(m.subject)?.[0]).find(Boolean) ?? "";
+  const bare = c.subject.replace(/\[#[A-HJ-NP-Z2-9]{8}\]/g, "").replace(PREFIXES, "").trim();
+  let filled = template
+    .replaceAll("{subject}", bare)
     .replaceAll("{mailbox}", c.mailbox.displayName || c.mailbox.address)
-    .replaceAll("{conversation_ref}", c.id.slice(0, 8));
+    .replaceAll("{conversation_ref}", ref);
+  if (ref && !filled.includes(ref)) filled = `${filled.trimEnd()} ${ref}`;
+  return filled.replace(/\s+/g, " ").trim();
 }
 
 export function ConversationView({ id, me, token, changeSeq, onChanged }: {
@@ -291,7 +300,8 @@ function ReplyBox({ conversation, textareaRef, onSent }: {
     <form className="reply" onSubmit={send} aria-labelledby="reply-title">
       <h3 id="reply-title">Reply</h3>
       <label htmlFor="reply-subject">Subject</label>
-      <input id="reply-subject" value={subject} onChange={(e) => setSubject(e.target.value)} />
+      <input id="reply-subject" value={subject} onChange={(e) => setSubject(e.target.value)} aria-describedby="reply-subject-hint" />
+      <small id="reply-subject-hint">The conversation's reference token [#…] is always kept in the subject.</small>
       <label htmlFor="reply-body">Message</label>
       <textarea id="reply-body" ref={textareaRef} rows={6} value={body} aria-keyshortcuts="r"
         onChange={(e) => setBody(e.target.value)}

@@ -111,7 +111,9 @@ export function Workspace({ me, token, openId }: { me: Viewer; token: string; op
   const openIdRef = useRef(openId);
   const matchesRef = useRef(matches);
   const textRef = useRef(text);
+  const rowsRef = useRef(rows);
   useEffect(() => {
+    rowsRef.current = rows;
     openIdRef.current = openId;
     matchesRef.current = matches;
     textRef.current = text;
@@ -120,13 +122,21 @@ export function Workspace({ me, token, openId }: { me: Viewer; token: string; op
   // Live: every change the viewer may see, merged into the list (no polling).
   const [sub] = useSubscription({ query: ChangesDoc, variables: { afterPosition: null } }, (_prev: unknown, event) => {
     const c = event.conversationChanges.conversation;
-    setRows((old) => {
-      const rest = old.filter((r) => r.id !== c.id);
-      const had = rest.length !== old.length;
-      if (!matchesRef.current(c)) return had ? rest : old;
-      if (!had && textRef.current) return old; // a search result list takes only rows it already holds
-      return [c, ...rest].sort((a, b) => (a.lastMessageAt < b.lastMessageAt ? 1 : a.lastMessageAt > b.lastMessageAt ? -1 : 0));
-    });
+    const old = rowsRef.current;
+    const rest = old.filter((r) => r.id !== c.id);
+    const had = rest.length !== old.length;
+    let next = old;
+    if (!matchesRef.current(c)) {
+      if (had) {
+        next = rest;
+        setTotal((t) => (t === null ? t : Math.max(0, t - 1)));
+      }
+    } else if (had || !textRef.current) { // a search result list takes only rows it already holds
+      if (!had) setTotal((t) => (t === null ? t : t + 1));
+      next = [c, ...rest].sort((a, b) => (a.lastMessageAt < b.lastMessageAt ? 1 : a.lastMessageAt > b.lastMessageAt ? -1 : 0));
+    }
+    rowsRef.current = next;
+    setRows(next);
     if (c.id === openIdRef.current) setChangeSeq((n) => n + 1);
     return event;
   });
