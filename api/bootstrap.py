@@ -27,6 +27,7 @@ from api.sidebar import SidebarResolver
 from domain.application import Mailroom
 from domain.ports import Discoverer, LoginRefused, LoginVerifier
 from domain.values import MailProtocol, ServerSettings
+from projections.chain import AuditChain
 from projections.conversation_queries import ConversationQueries
 from projections.conversations import Conversations as ConversationsView
 from projections.counts import Counts
@@ -103,8 +104,11 @@ def _wired(settings: Settings, env: dict[str, str], verify_login: LoginVerifier 
     sender = OutboxSender(app, database, blobs, settings.extra_ca_file)
     sender.create_tables()
     outbox = Follower(sender, sender.read, projections.head, lease=lambda: locks.try_acquire(sender.name))
+    audit_chain = AuditChain(app, database, settings.seal_every)  # the tamper-evident log (projections/chain.py)
+    audit_chain.create_tables()
+    chain = Follower(audit_chain, audit_chain.read, projections.head, lease=lambda: locks.try_acquire(audit_chain.name))
     sidebar_queries = SidebarQueries(database)
     fetcher = SidebarFetcher(allow_private=settings.allow_private_hosts, extra_ca_file=settings.extra_ca_file)
     return Services(settings, app, database, projections, directory, blobs, SyncState(database),
                     locks, ConversationQueries(database), snapshots, assigner, outbox, sidebar_queries,
-                    SidebarResolver(sidebar_queries, app.secrets, fetcher))
+                    SidebarResolver(sidebar_queries, app.secrets, fetcher), chain)

@@ -1,4 +1,5 @@
-"""The `mailroom` command (PROCESS.md): serve, worker, token create/revoke, projections rebuild/verify."""
+"""The `mailroom` command (PROCESS.md): serve, worker, token create/revoke, projections rebuild/verify,
+audit seal/verify/export."""
 
 from __future__ import annotations
 
@@ -127,6 +128,47 @@ def projections_command(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def audit_command(args: argparse.Namespace) -> int:
+    """seal | verify | export (api/audit.py)."""
+    from tqdm import tqdm
+
+    from api import audit
+
+    anchors: list[tuple[int, str]] = []
+    try:
+        anchors = [audit.parse_digest(d) for d in getattr(args, "digest", None) or []]
+    except ValueError as exc:
+        print(f"mailroom: --digest: {exc}", file=sys.stderr)
+        return 2
+    services = _services()
+    try:
+        if args.action == "seal":
+            position, digest = audit.seal(services)
+            print(f"{position} {digest}")
+            return 0
+        total = int(services.app.recorder.max_notification_id() or 0)
+        if args.action == "verify":
+            with tqdm(total=total, desc="verify", unit="ev", unit_scale=True, file=sys.stderr) as bar:
+                report = audit.verify(services, anchors, bar.update)
+            for line in report.summary():
+                print(line)
+            return 0 if report.ok else 1
+        out = None if args.out in (None, "-") else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
+        try:
+            with tqdm(total=max(total - args.after, 0), desc="export", unit="ev", unit_scale=True,
+                      file=sys.stderr, disable=out is None) as bar:
+                audit.export(services, out or sys.stdout, args.after, bar.update)
+        finally:
+            if out is not None:
+                out.close()
+        return 0
+    except Exception as exc:
+        print(f"mailroom: audit {args.action} failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        services.close()
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mailroom", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -156,6 +198,17 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=projections_command)
     p = views.add_parser("verify", help="compare read models with a fresh rebuild; exit 1 on any difference")
     p.set_defaults(func=projections_command)
+
+    audit = commands.add_parser("audit", help="the tamper-evident log").add_subparsers(dest="action", required=True)
+    p = audit.add_parser("seal", help="seal the log as it stands; prints POSITION DIGEST")
+    p.set_defaults(func=audit_command)
+    p = audit.add_parser("verify", help="recompute the hash chain and the decisions; exit 1 on any mismatch")
+    p.add_argument("--digest", action="append", metavar="POSITION:HEX", help="a digest kept outside mailroom")
+    p.set_defaults(func=audit_command)
+    p = audit.add_parser("export", help="the log as JSON lines, with the chain (tools/verify_export.py)")
+    p.add_argument("--after", type=int, default=0, metavar="POSITION")
+    p.add_argument("--out", metavar="FILE", help="- or absent: stdout")
+    p.set_defaults(func=audit_command)
     return top
 
 

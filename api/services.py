@@ -36,10 +36,11 @@ class Services:
     outbox: Follower  # the outbox sender (api/processes/outbox.py)
     sidebar_queries: SidebarQueries
     sidebar: SidebarResolver
+    chain: Follower  # the audit chain (projections/chain.py)
 
     def followers(self) -> list[Follower]:
         """Every log follower: the views, then the processes."""
-        return [*self.projections.followers.values(), self.assigner, self.outbox]
+        return [*self.projections.followers.values(), self.assigner, self.outbox, self.chain]
 
     def close(self) -> None:
         self.app.close()

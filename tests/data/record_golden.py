@@ -12,7 +12,7 @@ golden_events_access_v1.jsonl records the "access" scenario (record_access) when
 by hand gained the admin's override (Assigned v2); golden_events_access_v2.jsonl when tokens
 gained an expiry (Issued v2) and agents their deactivation. golden_events_replies_v1.jsonl
 records the "replies" scenario (issue 10: the outbox's steps); golden_events_sidebar_v1.jsonl the
-"sidebar" scenario (issue 12).
+"sidebar" scenario (issue 12); golden_events_audit_v1.jsonl the "audit" scenario (issue 14: a seal).
 """
 
 from __future__ import annotations
@@ -199,11 +199,20 @@ def record_sidebar(services: Any) -> None:
     app.upsert_record("order", "A-1042", "Order A-1042 (reopened)", "dora@customer.example", None, None, {}, None)
 
 
-SCENARIOS = {"mail": record, "access": record_access, "replies": record_replies, "sidebar": record_sidebar}
+def record_audit(services: Any) -> None:
+    """The audit chain (issue 14): an agent, then a seal of the log as it stands."""
+    from api.audit import seal
+
+    services.app.create_agent("Ada Auditor", "ada@support.example", None)
+    seal(services)
+
+
+SCENARIOS = {"mail": record, "access": record_access, "replies": record_replies, "sidebar": record_sidebar,
+             "audit": record_audit}
 
 
 def main(events_path: str, blobs_path: str | None = None, scenario: str = "mail") -> None:
-    """`scenario` "access", "replies" or "sidebar": its record_* function (no blobs: pass "-" as BLOBS)."""
+    """`scenario` "access", "replies", "sidebar" or "audit": its record_* function (no blobs: pass "-" as BLOBS)."""
     with tempfile.TemporaryDirectory() as directory:
         os.environ["MAILROOM_DATABASE_URL"] = f"sqlite:///{directory}/golden.db"
         services = bootstrap(load_settings(), verify_login=lambda *args: None)

@@ -8,7 +8,8 @@ directory, golden_events_mail_v1.jsonl everything (bodies inline in MessageRecei
 golden_events_mail_v2.jsonl everything again (bodies in blobs: golden_blobs_v2.json),
 golden_events_access_v*.jsonl who may act (issue 8: assignment overrides; see test_golden_access.py),
 golden_events_replies_v*.jsonl the outbox's steps (issue 10; see test_golden_replies.py),
-golden_events_sidebar_v*.jsonl the sidebar's sources and records (issue 12; test_golden_sidebar.py).
+golden_events_sidebar_v*.jsonl the sidebar's sources and records (issue 12; test_golden_sidebar.py),
+golden_events_audit_v*.jsonl a seal of the log (issue 14).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ MAIL_LOGS = {"golden_events_mail_v1.jsonl": None, "golden_events_mail_v2.jsonl":
 ACCESS_LOGS = ["golden_events_access_v1.jsonl", "golden_events_access_v2.jsonl"]  # record_golden.py: "access"
 REPLIES_LOGS = ["golden_events_replies_v1.jsonl"]  # record_golden.py: "replies"
 SIDEBAR_LOGS = ["golden_events_sidebar_v1.jsonl"]  # record_golden.py: "sidebar"
-ALL_LOGS = [DIRECTORY_LOG, *MAIL_LOGS, *ACCESS_LOGS, *REPLIES_LOGS, *SIDEBAR_LOGS]
+AUDIT_LOGS = ["golden_events_audit_v1.jsonl"]  # record_golden.py: "audit"
+ALL_LOGS = [DIRECTORY_LOG, *MAIL_LOGS, *ACCESS_LOGS, *REPLIES_LOGS, *SIDEBAR_LOGS, *AUDIT_LOGS]
 
 
 def read_log(name: str) -> list[StoredEvent]:
