@@ -25,6 +25,7 @@ from projections.tables import Rows
 
 _FIGURE = "mailroom_figure"  # a joined figure's column beside an agent's row (not one of rm_agents')
 MERGED_GROUPS = 16  # a page limited to more groups than this is read the general way
+SELECTIVE = 2000  # SQLite: a text filter's matches, or the other filters' conversations, that few are "few"
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,8 @@ class ConversationQueries:
 
     def _text_rows(self, f: ConversationFilter, text: search.TextQuery, first: int,
                    after: str | None) -> tuple[list[Row], bool]:
-        """rows() with a text filter. SQLite: read from the FTS5 index newest first (its rowid is
-        ordered like sort_key, projections/search.rank), each match joined to its conversation and
-        the other filters, stopping at the page's end. PostgreSQL: the GIN index's matches among
-        the conversations, newest first (the planner walks whichever side is cheaper)."""
+        """rows() with a text filter. PostgreSQL: the GIN index's matches among the conversations,
+        newest first (the planner walks whichever side is cheaper). SQLite: see _fts_plan."""
         if text.impossible or f.group_ids == ():
             return [], False
         clauses, params = self._where(f)
@@ -134,7 +133,7 @@ class ConversationQueries:
                 params.append(after)
             sql = (f"SELECT * FROM {c.CONVERSATIONS.name} WHERE {' AND '.join(clauses)} "
                    "ORDER BY sort_key DESC LIMIT ?")
-        else:
+        elif self._fts_plan(clauses, params, text, first):
             if after is not None:
                 try:
                     bound = min(max(search.rank(after), -(2**63)), 2**63 - 1)
@@ -148,23 +147,82 @@ class ConversationQueries:
                    f"JOIN {c.CONVERSATIONS.name} c ON c.id = s.conversation_id WHERE {search.FTS} MATCH ?"
                    + "".join(f" AND {clause}" for clause in clauses) + f" ORDER BY {search.FTS}.rowid DESC LIMIT ?")
             params.insert(0, text.fts5())
+        else:
+            if after is not None:
+                clauses.append("c.sort_key < ?")
+                params.append(after)
+            sql = (f"SELECT c.* FROM {c.CONVERSATIONS.name} c CROSS JOIN {search.SEARCH.name} s "
+                   f"ON s.conversation_id = c.id WHERE {' AND '.join(clauses)} AND s.n IN "
+                   f"(SELECT rowid FROM {search.FTS} WHERE {search.FTS} MATCH ?) ORDER BY c.sort_key DESC LIMIT ?")
+            params.append(text.fts5())
         rows = self.db.query(sql, [*params, first + 1])
         return rows[:first], len(rows) > first
 
+    def _fts_plan(self, clauses: list[str], params: list[Any], text: search.TextQuery, first: int | None) -> bool:
+        """Which way SQLite reads a text filter with other filters (for a page of `first`, or a
+        count: None). From the FTS5 index newest first (its rowid is ordered like sort_key,
+        projections/search.rank), each match joined to its conversation and the other filters,
+        stopping at the page's end (True); or from the conversations the other filters select,
+        through their index, each looked up in the set of matches, read once (False). The first
+        is cheap unless the filter is selective (its few conversations come only after many
+        matches); the second costs reading every match, then about three times as much per
+        conversation walked as the first does per match. Decided on two small counts: the
+        matches (FTS5 counts a word found in half of 100k conversations in ~2 ms) and the
+        filter's conversations, capped where the answer no longer changes."""
+        if not clauses:
+            return True
+        fts = f"SELECT COUNT(*) AS n FROM {search.FTS} WHERE {search.FTS} MATCH ?"
+        matches = int(self.db.query(fts, (text.fts5(),))[0]["n"])
+        if matches <= SELECTIVE:
+            return True
+        cap = SELECTIVE if first is not None else matches // 3 + 1
+        [found] = self.db.query(
+            f"SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM {c.CONVERSATIONS.name} WHERE {' AND '.join(clauses)} "
+            f"LIMIT ?) AS f) AS selected, (SELECT MAX(rowid) FROM {c.CONVERSATIONS.name}) AS total",
+            [*params, cap])
+        selected, total = int(found["selected"]), max(int(found["total"] or 0), matches)
+        if first is None:  # every match vs every selected conversation
+            return selected >= cap
+        walked_matches = min(matches, (first + 1) * total / max(selected, 1))
+        walked_conversations = min(selected, (first + 1) * total / matches)
+        return walked_matches <= matches / 10 + 3 * walked_conversations
+
     def _text_count(self, f: ConversationFilter, text: search.TextQuery) -> int:
+        """count() with a text filter: with no other filter, the index's matches alone once the
+        search view has reached the list's position (they are views of their own, a moment apart;
+        exact either way); otherwise the matches joined to the conversations as rows() reads them."""
         if text.impossible:
             return 0
         clauses, params = self._where(f)
         if self.db.is_postgres:
+            matches = f"SELECT COUNT(*) FROM {search.SEARCH.name} WHERE tsv @@ to_tsquery('simple', ?)"
+            value = text.tsquery()
+        else:
+            matches = f"SELECT COUNT(*) FROM {search.FTS} WHERE {search.FTS} MATCH ?"
+            value = text.fts5()
+        if not clauses:
+            [found] = self.db.query(
+                f"SELECT ({matches}) AS n, (SELECT position FROM {POSITIONS} WHERE view = ?) AS searched, "
+                f"(SELECT position FROM {POSITIONS} WHERE view = ?) AS listed",
+                (value, search.Search.name, c.Conversations.name))
+            if found["searched"] is not None and found["searched"] == found["listed"]:
+                return int(found["n"])
+        if self.db.is_postgres:
             sql = (f"SELECT COUNT(*) AS n FROM {c.CONVERSATIONS.name} WHERE id IN (SELECT conversation_id FROM "
                    f"{search.SEARCH.name} WHERE tsv @@ to_tsquery('simple', ?))")
-        else:
+            sql += "".join(f" AND {clause}" for clause in clauses)
+            params.insert(0, value)
+        elif self._fts_plan(clauses, params, text, None):
             sql = (f"SELECT COUNT(*) AS n FROM {search.FTS} JOIN {search.SEARCH.name} s "
                    f"ON s.n = {search.FTS}.rowid JOIN {c.CONVERSATIONS.name} c ON c.id = s.conversation_id "
-                   f"WHERE {search.FTS} MATCH ?")
-        sql += "".join(f" AND {clause}" for clause in clauses)
-        value = text.tsquery() if self.db.is_postgres else text.fts5()
-        return int(self.db.query(sql, [value, *params])[0]["n"])
+                   f"WHERE {search.FTS} MATCH ?") + "".join(f" AND {clause}" for clause in clauses)
+            params.insert(0, value)
+        else:
+            sql = (f"SELECT COUNT(*) AS n FROM {c.CONVERSATIONS.name} c CROSS JOIN {search.SEARCH.name} s "
+                   f"ON s.conversation_id = c.id WHERE {' AND '.join(clauses)} AND s.n IN "
+                   f"(SELECT rowid FROM {search.FTS} WHERE {search.FTS} MATCH ?)")
+            params.append(value)
+        return int(self.db.query(sql, params)[0]["n"])
 
     @staticmethod
     def counted_scope(f: ConversationFilter) -> str | None:

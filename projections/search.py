@@ -85,8 +85,9 @@ def _postgres(tx: Tx) -> bool:
 
 
 T, B = "TEXT", "BIGINT"
+# (n, conversation_id): a match's conversation read from the index alone, not from its (large) row
 SEARCH = SearchTable("rm_search", {"conversation_id": T, "n": B, "head": T, "body": T}, ("conversation_id",),
-                     (("n",),))
+                     (("n", "conversation_id"),))
 FTS = f"{SEARCH.name}_fts"
 
 

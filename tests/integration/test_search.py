@@ -23,7 +23,7 @@ from api.replies import queue_reply
 from domain.commands.tokens import Principal
 from domain.routing import RuleSpec
 from domain.values import AssignmentStrategy, MailProtocol, Role, ServerSettings, TransportSecurity
-from projections import search
+from projections import conversation_queries, search
 from projections.conversation_queries import ConversationFilter
 from projections.rebuild import rebuild, verify
 from tests.conftest import GOOD_PASSWORD
@@ -152,7 +152,8 @@ def test_hostile_input_never_fails_and_an_empty_text_is_no_filter(desk: Desk, se
     assert desk.find("invoice " * 2_000) == {invoice}
 
 
-def test_combined_with_status_and_an_agents_groups(desk: Desk, services: Services) -> None:
+def test_combined_with_status_and_an_agents_groups(desk: Desk, services: Services,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     app = services.app
     eve = app.create_agent("Eve", "eve@desk.example").id
     sam = app.create_agent("Sam", "sam@desk.example").id
@@ -166,14 +167,23 @@ def test_combined_with_status_and_an_agents_groups(desk: Desk, services: Service
     app.close_conversation(second)
     desk.settle()
 
-    assert desk.find("refund") == {first, second, in_sales}
-    assert desk.find("refund", status="CLOSED") == {second}
-    assert desk.find("refund", group_ids=(str(support_team),)) == {first, second}
-    assert desk.find("refund", group_ids=(str(sales_team),)) == {in_sales}
-    assert desk.find("refund", group_ids=()) == set()
-    assert desk.find("refund", mailbox_id=str(desk.sales)) == {in_sales}
-    assert desk.find("refund", customer_email="a@one.example") == {first}
-    assert desk.find("order", group_ids=(str(support_team), str(sales_team))) == {first, second}
+    for selective in (conversation_queries.SELECTIVE, 0):  # SQLite: from the index, or from the conversations
+        monkeypatch.setattr(conversation_queries, "SELECTIVE", selective)
+        assert desk.find("refund") == {first, second, in_sales}
+        assert desk.find("refund", status="CLOSED") == {second}
+        assert desk.find("refund", group_ids=(str(support_team),)) == {first, second}
+        assert desk.find("refund", group_ids=(str(sales_team),)) == {in_sales}
+        assert desk.find("refund", group_ids=()) == set()
+        assert desk.find("refund", mailbox_id=str(desk.sales)) == {in_sales}
+        assert desk.find("refund", customer_email="a@one.example") == {first}
+        assert desk.find("order", group_ids=(str(support_team), str(sales_team))) == {first, second}
+        rows, more = services.conversations.rows(ConversationFilter(text="refund", mailbox_id=str(desk.support)), 1,
+                                                 None)
+        assert [UUID(r["id"]) for r in rows] == [second] and more
+        rows, more = services.conversations.rows(ConversationFilter(text="refund", mailbox_id=str(desk.support)), 1,
+                                                 rows[0]["sort_key"])
+        assert [UUID(r["id"]) for r in rows] == [first] and not more
+    monkeypatch.undo()
 
     # through GraphQL: an agent sees its groups' matches only, totalCount included
     query = """query($filter: ConversationFilter, $first: Int, $after: String) {
