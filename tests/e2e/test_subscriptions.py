@@ -247,3 +247,10 @@ def test_queries_are_not_served_over_the_socket(desk: dict[str, Any]) -> None:
         assert answer["type"] == "error" and answer["id"] == "1", answer
     finally:
         socket.close()
+
+
+def test_the_server_logged_no_traceback(desk: dict[str, Any]) -> None:
+    """Sockets refused, closed on revocation and ended by their clients leave no error behind."""
+    time.sleep(0.5)
+    log = desk["server"].log()
+    assert "Traceback" not in log and "Exception in worker task" not in log

@@ -150,11 +150,10 @@ def test_after_position_replays_the_log_then_hands_over_without_gap_or_repeat(
     assert [key(c) for c in resumed] == expected
 
 
-def test_delay_from_commit_to_subscriber(services: Services, hub: LiveHub, backend: str) -> None:
-    """~200 changes (100 mails, one at a time): from the commit's return to the subscriber's
-    receipt of the conversation's MESSAGE_RECEIVED (the row then read from the view)."""
-    if backend != "sqlite":
-        pytest.skip("measured on SQLite")
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_delay_from_commit_to_subscriber(services: Services, hub: LiveHub) -> None:
+    """~200 changes (100 mails, one at a time), on SQLite: from the commit's return to the
+    subscriber's receipt of the conversation's MESSAGE_RECEIVED (the row then read from the view)."""
     committed: dict[str, float] = {}
     received: dict[str, float] = {}
 
@@ -189,3 +188,112 @@ def test_delay_from_commit_to_subscriber(services: Services, hub: LiveHub, backe
     p50, p99 = statistics.median(ordered), ordered[int(len(ordered) * 0.99) - 1]
     print(f"\nlive delay over {len(ordered) * 2} changes: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
     assert p99 < 1.0
+
+
+def test_a_slow_socket_is_closed_with_1013_and_resumes_with_after_position(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Served in process (uvicorn, a real socket): sending each change takes long here, so the
+    subscriber's queue (3) overflows; its socket is closed with 1013, and a new one resumes."""
+    import json
+    import socket
+    import threading
+
+    import uvicorn
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+    from websockets.typing import Subprotocol
+
+    from api.graphql import subscriptions
+    from api.main import create_app
+    from domain.values import Role
+
+    live.install(services, LiveHub(services, queue_limit=3))  # the hub the app then starts and serves
+    app = create_app(services, run_workers=False)
+    fresh = subscriptions.fresh
+    def slowly(info: Any) -> None:  # a slow sender (blocking the loop: the hub's thread goes on)
+        time.sleep(0.2)
+        fresh(info)
+
+    monkeypatch.setattr(subscriptions, "fresh", slowly)
+    token, _ = services.app.create_api_token("admin", Role.ADMIN, None)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        url = f"ws://127.0.0.1:{port}/graphql"
+        query = "subscription($a: Int) { conversationChanges(afterPosition: $a) { position kind } }"
+
+        def subscribe(after: int | None) -> Any:
+            ws = connect(url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=5).__enter__()
+            ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+            assert json.loads(ws.recv(timeout=5))["type"] == "connection_ack"
+            ws.send(json.dumps({"id": "1", "type": "subscribe",
+                                "payload": {"query": query, "variables": {"a": after}}}))
+            return ws
+
+        slow = subscribe(None)
+        time.sleep(0.3)
+        for n in range(5):  # 10 changes, one hub batch each mail
+            take_in(services, n)
+        got: list[dict[str, Any]] = []
+        code = None
+        try:
+            while True:
+                got.append(json.loads(slow.recv(timeout=10))["payload"]["data"]["conversationChanges"])
+        except ConnectionClosed as closed:
+            code = closed.rcvd.code if closed.rcvd is not None else None
+        assert code == 1013 and len(got) < 10
+        monkeypatch.setattr(subscriptions, "fresh", fresh)
+        last = got[-1]["position"] if got else 0
+        resumed = subscribe(last)
+        rest = [json.loads(resumed.recv(timeout=10))["payload"]["data"]["conversationChanges"]
+                for _ in range(10 - len(got))]
+        positions = [c["position"] for c in got + rest]
+        assert positions == sorted(set(positions)) and len(positions) == 10
+        resumed.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_reply_changes_name_their_conversation(services: Services, hub: LiveHub) -> None:
+    """A reply's events name the reply: the change names its conversation (from the reply's
+    first event when the reader has not seen it); claims are no change, a failure is."""
+    from datetime import UTC, datetime
+
+    from api.live import LogReader
+    from domain.reply import OutboundMail
+
+    async def main() -> tuple[str, list[Change]]:
+        changes = feed(hub, "conversation", None)
+        got = asyncio.ensure_future(collect(changes, 4))
+        await asyncio.sleep(0.05)
+        conversation = await asyncio.to_thread(take_in, services, 1)
+
+        def reply() -> None:
+            now = datetime.now(UTC)
+            out = OutboundMail(message_id=f"r-{uuid.uuid4().hex}@support.example", from_address="support@example.com",
+                               from_name="Support", to=["c1@customer.example"], cc=[], subject="Re: Live 1",
+                               date=now, text_blob="t", html_blob="h", raw_blob="r", size=1)
+            written = services.app.queue_reply(uuid.UUID(conversation), None, out)
+            delivery = services.app.claim_reply(written.id, "worker", now)
+            assert delivery is not None
+            services.app.record_failure(delivery, "worker", "550 no such user", True, now)
+
+        await asyncio.to_thread(reply)
+        return conversation, await got
+
+    conversation, got = asyncio.run(main())
+    assert [(c.kind, c.id) for c in got] == [
+        (ChangeKind.OPENED, conversation), (ChangeKind.MESSAGE_RECEIVED, conversation),
+        (ChangeKind.REPLY_QUEUED, conversation), (ChangeKind.REPLY_FAILED, conversation)]
+    failed = got[-1].position
+    [notification] = services.app.recorder.select_notifications(start=failed, limit=1, stop=failed)
+    assert [(c.kind, c.id) for c in LogReader(services).changes([notification])] == [
+        (ChangeKind.REPLY_FAILED, conversation)]
