@@ -24,6 +24,28 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     fi
 fi
 
+# Web front end (web/): npm ci from the lock file, codegen + type check, ESLint, and the build into a
+# temporary directory that tests/unit/test_web_bundle.py compares with the committed api/static/.
+# Chromium (Debian's) for the browser tests; Playwright never downloads a browser.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+[ -x /usr/bin/chromium ] || need_root_install chromium
+if command -v npm >/dev/null; then
+    echo "== web"
+    web_build="$(mktemp -d)"
+    trap 'rm -rf "$web_build"' EXIT
+    # npm ci from the lock file, once per lock file (a stamp, like _venv.sh's pip install).
+    lock_sum="$(sha256sum web/package-lock.json | cut -d' ' -f1)"
+    if [ "$(cat web/node_modules/.mailroom-lock 2>/dev/null)" != "$lock_sum" ]; then
+        (cd web && npm ci --no-audit --no-fund --prefer-offline --loglevel=error >/dev/null)
+        echo "$lock_sum" > web/node_modules/.mailroom-lock
+    fi
+    (cd web && npm run --silent codegen && npx tsc --noEmit && npx eslint . \
+        && npx vite build --logLevel error --outDir "$web_build/static" --emptyOutDir)
+    export MAILROOM_WEB_BUILD="$web_build/static"
+else
+    echo "test.sh: npm is missing: the web front end is not checked" >&2
+fi
+
 echo "== ruff"; ruff check .
 echo "== mypy"; mypy domain projections adapters api
 echo "== pytest"; python -m pytest -q -p no:cacheprovider "$@"
