@@ -223,7 +223,8 @@ def websocket_refusal(url: str, **options: object) -> int:
     raise AssertionError("the WebSocket upgrade was accepted")
 
 
-@pytest.mark.parametrize("subprotocols", [["graphql-transport-ws"], ["graphql-ws"], None])
+# graphql-transport-ws is served (subscriptions: tests/e2e/test_subscriptions.py); other subprotocols are not.
+@pytest.mark.parametrize("subprotocols", [["graphql-ws"], None])
 @pytest.mark.parametrize("token", [ADMIN_TOKEN, None])
 def test_websocket_upgrade_is_refused_cleanly_before_accept(server: Server, subprotocols: list[str] | None,
                                                             token: str | None) -> None:
