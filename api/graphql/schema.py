@@ -38,6 +38,7 @@ from strawberry.types.graphql import OperationType
 
 from api.graphql import errors
 from api.graphql.assignment import AssignmentMutations, AssignmentQuery
+from api.graphql.audit import AuditQuery
 from api.graphql.conversations import ConversationQuery
 from api.graphql.cost import BudgetedExecutor, CostLimit, CostModel
 from api.graphql.guards import StorableInput, StorableText
@@ -50,7 +51,7 @@ from api.graphql.sidebar import SidebarMutations, SidebarQuery
 from api.graphql.subscriptions import Subscription
 from api.graphql.tokens import TokenMutations, TokenQuery
 
-Query = merge_types("Query", (AdminQuery, ConversationQuery, AssignmentQuery, TokenQuery, SidebarQuery))
+Query = merge_types("Query", (AdminQuery, ConversationQuery, AssignmentQuery, TokenQuery, SidebarQuery, AuditQuery))
 Mutation = merge_types(
     "Mutation", (MailboxMutations, AdminMutations, AssignmentMutations, TokenMutations, ReplyMutations,
                  SidebarMutations))

@@ -8,12 +8,11 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
+from api import audit
 from api.bootstrap import Services
-from api.processes.assigner import DECISIONS, recorded_outcome
 from api.processes.sync import MailboxSync, SyncReport
-from domain.assigner import Assigner, Outcome
+from domain.assigner import Assigner
 from tests.integration.faults_support import events_table
 
 ASSIGNED = "mailroom:Conversation.Assigned"
@@ -113,30 +112,10 @@ def assert_figures_consistent(services: Services) -> None:
 # ----------------------------------------------------------------- the auditor's replay
 
 
-def _key(o: Outcome) -> tuple[Any, ...]:
-    rule = None if o.kind == "queued" else o.rule_id  # a recorded Queued event does not name its rule
-    return (str(o.conversation_id), o.kind, o.decided_at, str(o.agent_id), o.strategy, o.reason, str(rule),
-            o.group_ids)
-
-
 def replay(services: Services) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], Assigner]:
     """Decides again over the log without the recorded decisions: (recorded, re-derived, the fresh
-    assigner), the decisions as sortable keys."""
-    app = services.app
-    fresh = Assigner(ZoneInfo(services.settings.timezone), services.assigner.consumer.facts)
-    recorded: list[Outcome] = []
-    derived: list[Outcome] = []
-    start = 1
-    while batch := app.recorder.select_notifications(start, 1000):
-        for notification in batch:
-            event = app.mapper.to_domain_event(notification)
-            outcome = recorded_outcome(event) if notification.topic in DECISIONS else None
-            if outcome is not None:
-                recorded.append(outcome)
-                continue
-            derived.extend(fresh.observe(notification.id, event))
-        start = batch[-1].id + 1
-    return sorted(map(_key, recorded), key=str), sorted(map(_key, derived), key=str), fresh
+    assigner), the decisions as sortable keys (api/audit.py, as `mailroom audit verify` does)."""
+    return audit.replay(services)
 
 
 def assert_replay_matches(services: Services) -> list[tuple[Any, ...]]:
