@@ -25,6 +25,7 @@ from projections.tables import Rows
 
 _FIGURE = "mailroom_figure"  # a joined figure's column beside an agent's row (not one of rm_agents')
 MERGED_GROUPS = 16  # a page limited to more groups than this is read the general way
+PG_FEW = 10_000  # PostgreSQL: a text filter expected to match this few is read from the GIN index first
 SELECTIVE = 2000  # SQLite: a text filter's matches, or the other filters' conversations, that few are "few"
 
 
@@ -119,21 +120,13 @@ class ConversationQueries:
 
     def _text_rows(self, f: ConversationFilter, text: search.TextQuery, first: int,
                    after: str | None) -> tuple[list[Row], bool]:
-        """rows() with a text filter. PostgreSQL: the GIN index's matches among the conversations,
-        newest first (the planner walks whichever side is cheaper). SQLite: see _fts_plan."""
+        """rows() with a text filter: see _fts_plan (SQLite) and _pg_text_rows."""
         if text.impossible or f.group_ids == ():
             return [], False
         clauses, params = self._where(f)
         if self.db.is_postgres:
-            clauses.insert(0, f"id IN (SELECT conversation_id FROM {search.SEARCH.name} "
-                              "WHERE tsv @@ to_tsquery('simple', ?))")
-            params.insert(0, text.tsquery())
-            if after is not None:
-                clauses.append("sort_key < ?")
-                params.append(after)
-            sql = (f"SELECT * FROM {c.CONVERSATIONS.name} WHERE {' AND '.join(clauses)} "
-                   "ORDER BY sort_key DESC LIMIT ?")
-        elif self._fts_plan(clauses, params, text, first):
+            return self._pg_text_rows(clauses, params, text, first, after)
+        if self._fts_plan(clauses, params, text, first):
             if after is not None:
                 try:
                     bound = min(max(search.rank(after), -(2**63)), 2**63 - 1)
@@ -156,6 +149,29 @@ class ConversationQueries:
                    f"(SELECT rowid FROM {search.FTS} WHERE {search.FTS} MATCH ?) ORDER BY c.sort_key DESC LIMIT ?")
             params.append(text.fts5())
         rows = self.db.query(sql, [*params, first + 1])
+        return rows[:first], len(rows) > first
+
+    def _pg_text_rows(self, clauses: list[str], params: list[Any], text: search.TextQuery, first: int,
+                      after: str | None) -> tuple[list[Row], bool]:
+        """PostgreSQL: for a query the planner expects few matches of (PG_FEW), the GIN index's
+        matches are read first, then their conversations sorted; otherwise the conversations are
+        walked newest first, each tested, until the page is full. (Left to itself the planner
+        walks for a few thousand matches too: testing a tsvector costs more than it counts.)"""
+        query = text.tsquery()
+        if after is not None:
+            clauses.append("sort_key < ?")
+            params.append(after)
+        where = "".join(f" AND {clause}" for clause in clauses)
+        matches = f"SELECT conversation_id FROM {search.SEARCH.name} WHERE tsv @@ to_tsquery('simple', ?)"
+        with self.db.transaction(commit=False) as tx:
+            [plan] = tx.execute(f"EXPLAIN (FORMAT JSON) {matches}", (query,)).scalar()
+            if float(plan["Plan"]["Plan Rows"]) <= PG_FEW:
+                sql = (f"WITH m AS MATERIALIZED ({matches}) SELECT c.* FROM {c.CONVERSATIONS.name} c "
+                       f"JOIN m ON m.conversation_id = c.id WHERE TRUE{where} ORDER BY c.sort_key DESC LIMIT ?")
+            else:
+                sql = (f"SELECT * FROM {c.CONVERSATIONS.name} WHERE id IN ({matches}){where} "
+                       "ORDER BY sort_key DESC LIMIT ?")
+            rows = tx.execute(sql, [query, *params, first + 1]).all()
         return rows[:first], len(rows) > first
 
     def _fts_plan(self, clauses: list[str], params: list[Any], text: search.TextQuery, first: int | None) -> bool:
@@ -195,11 +211,9 @@ class ConversationQueries:
             return 0
         clauses, params = self._where(f)
         if self.db.is_postgres:
-            matches = f"SELECT COUNT(*) FROM {search.SEARCH.name} WHERE tsv @@ to_tsquery('simple', ?)"
-            value = text.tsquery()
-        else:
-            matches = f"SELECT COUNT(*) FROM {search.FTS} WHERE {search.FTS} MATCH ?"
-            value = text.fts5()
+            return self._pg_text_count(clauses, params, text)
+        matches = f"SELECT COUNT(*) FROM {search.FTS} WHERE {search.FTS} MATCH ?"
+        value = text.fts5()
         if not clauses:
             [found] = self.db.query(
                 f"SELECT ({matches}) AS n, (SELECT position FROM {POSITIONS} WHERE view = ?) AS searched, "
@@ -207,12 +221,7 @@ class ConversationQueries:
                 (value, search.Search.name, c.Conversations.name))
             if found["searched"] is not None and found["searched"] == found["listed"]:
                 return int(found["n"])
-        if self.db.is_postgres:
-            sql = (f"SELECT COUNT(*) AS n FROM {c.CONVERSATIONS.name} WHERE id IN (SELECT conversation_id FROM "
-                   f"{search.SEARCH.name} WHERE tsv @@ to_tsquery('simple', ?))")
-            sql += "".join(f" AND {clause}" for clause in clauses)
-            params.insert(0, value)
-        elif self._fts_plan(clauses, params, text, None):
+        if self._fts_plan(clauses, params, text, None):
             sql = (f"SELECT COUNT(*) AS n FROM {search.FTS} JOIN {search.SEARCH.name} s "
                    f"ON s.n = {search.FTS}.rowid JOIN {c.CONVERSATIONS.name} c ON c.id = s.conversation_id "
                    f"WHERE {search.FTS} MATCH ?") + "".join(f" AND {clause}" for clause in clauses)
@@ -223,6 +232,26 @@ class ConversationQueries:
                    f"(SELECT rowid FROM {search.FTS} WHERE {search.FTS} MATCH ?)")
             params.append(value)
         return int(self.db.query(sql, params)[0]["n"])
+
+    def _pg_text_count(self, clauses: list[str], params: list[Any], text: search.TextQuery) -> int:
+        """PostgreSQL: the GIN index's matches (never a scan testing every tsvector, which the
+        planner picks for a common word), alone when there is no other filter and the search view
+        has reached the list's position, else joined to the conversations."""
+        matches = f"SELECT conversation_id FROM {search.SEARCH.name} WHERE tsv @@ to_tsquery('simple', ?)"
+        with self.db.transaction(commit=False) as tx:
+            tx.execute("SET LOCAL enable_seqscan = off")
+            if not clauses:
+                found = tx.execute(
+                    f"SELECT (SELECT COUNT(*) FROM ({matches}) AS m) AS n, "
+                    f"(SELECT position FROM {POSITIONS} WHERE view = ?) AS searched, "
+                    f"(SELECT position FROM {POSITIONS} WHERE view = ?) AS listed",
+                    (text.tsquery(), search.Search.name, c.Conversations.name)).one()
+                if found is not None and found["searched"] is not None and found["searched"] == found["listed"]:
+                    return int(found["n"])
+            where = "".join(f" AND {clause}" for clause in clauses)
+            return int(tx.execute(f"WITH m AS MATERIALIZED ({matches}) SELECT COUNT(*) AS n FROM "
+                                  f"{c.CONVERSATIONS.name} c JOIN m ON m.conversation_id = c.id WHERE TRUE{where}",
+                                  [text.tsquery(), *params]).scalar())
 
     @staticmethod
     def counted_scope(f: ConversationFilter) -> str | None:

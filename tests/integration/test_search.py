@@ -167,8 +167,10 @@ def test_combined_with_status_and_an_agents_groups(desk: Desk, services: Service
     app.close_conversation(second)
     desk.settle()
 
-    for selective in (conversation_queries.SELECTIVE, 0):  # SQLite: from the index, or from the conversations
+    # SQLite: from the index, or from the conversations; PostgreSQL: the GIN index first, or a walk
+    for selective, few in ((conversation_queries.SELECTIVE, conversation_queries.PG_FEW), (0, -1)):
         monkeypatch.setattr(conversation_queries, "SELECTIVE", selective)
+        monkeypatch.setattr(conversation_queries, "PG_FEW", few)
         assert desk.find("refund") == {first, second, in_sales}
         assert desk.find("refund", status="CLOSED") == {second}
         assert desk.find("refund", group_ids=(str(support_team),)) == {first, second}
