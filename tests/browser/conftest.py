@@ -70,3 +70,19 @@ def watch_console(page: Any) -> list[str]:
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
     return problems
+
+
+AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
+SERIOUS = """async () => (await axe.run(document, { resultTypes: ['violations'] })).violations
+    .filter(v => v.impact === 'serious' || v.impact === 'critical')
+    .map(v => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`)"""
+
+
+def serious_a11y_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical violations on the page as it stands (axe from web/'s
+    node_modules, evaluated through the DevTools protocol: the page's CSP is untouched)."""
+    if not AXE.exists():
+        unavailable(f"{AXE} is missing (cd web && npm ci)")
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text())
+    return list(page.evaluate(SERIOUS))
