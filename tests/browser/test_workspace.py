@@ -131,7 +131,22 @@ def test_admin_sets_up_agents_work_live(desk: dict[str, Any], browser: Any, arti
     for page in (ann, zed):
         page.get_by_text("0 conversations").wait_for()
 
-    # A mail arrives: the server's poll takes it in; ann's inbox shows it without a reload.
+    # A sidebar source with a record of the customer (through the API: the admin console's form
+    # for sources is not what this test is about).
+    server.gql(desk["admin"], "mutation($i: SidebarSourceInput!) { createSidebarSource(input: $i) { source { id } } }",
+               i={"title": "Orders", "recordType": "order", "kind": "RECORDS", "matchBy": "CUSTOMER_EMAIL",
+                  "fields": [{"key": "status", "label": "Status"}, {"key": "total", "label": "Total"}]})
+    server.gql(desk["admin"], """mutation($i: RecordInput!) { upsertRecord(input: $i) { record { title } } }""",
+               i={"recordType": "order", "externalId": "1042", "title": "Order #1042",
+                  "customerEmail": "jane@customer.example", "fields": {"status": "shipped", "total": "EUR 129.00"}})
+
+    # Mails arrive: the server's poll takes them in; ann's inbox shows them without a reload.
+    for n, (who, what) in enumerate([("li@shop.example", "Where is my parcel?"),
+                                     ("omar@b2b.example", "Quote for 40 licences"),
+                                     ("sara@customer.example", "Password reset does not arrive")]):
+        dovecot.append(desk["user"], mail(subject=what, sender=who, to=desk["address"], body=f"Hello, {what} ({n})"))
+    ann.get_by_text("3 conversations").wait_for(timeout=LIVE_TIMEOUT)
+    time.sleep(1.1)  # the next mail's Date is later: it sorts first
     subject = f"Broken invoice {secrets.token_hex(2)}"
     dovecot.append(desk["user"], mail(subject=subject, sender="jane@customer.example", to=desk["address"],
                                       body="Invoice 7 is wrong: the total misses the discount."))
@@ -143,6 +158,7 @@ def test_admin_sets_up_agents_work_live(desk: dict[str, Any], browser: Any, arti
     ann.keyboard.press("j")
     ann.get_by_role("heading", name=subject).wait_for()
     ann.get_by_text("the total misses the discount").wait_for()
+    ann.get_by_text("Order #1042").wait_for()
     ann.get_by_text("assigned to ann").wait_for()
     ann.keyboard.press("r")
     assert ann.evaluate("document.activeElement.id") == "reply-body"
@@ -177,8 +193,8 @@ def test_admin_sets_up_agents_work_live(desk: dict[str, Any], browser: Any, arti
 
     # Close with c; the small screen shows the conversation alone.
     ann.get_by_label("Search conversations").fill("")
-    ann.get_by_text("1 conversation").wait_for()
-    rows(ann).first.click()
+    ann.get_by_text("4 conversations").wait_for()
+    rows(ann).filter(has_text=subject).click()
     ann.keyboard.press("c")
     ann.get_by_test_id("conversation-status").filter(has_text="closed").wait_for()
     ann.set_viewport_size({"width": 390, "height": 844})

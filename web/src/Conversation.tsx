@@ -277,7 +277,8 @@ function ReplyBox({ conversation, textareaRef, onSent }: {
 }) {
   const settings = conversation.mailbox.replySettings;
   const defaultSubject = renderSubject(settings.subjectTemplate, conversation);
-  const [subject, setSubject] = useState(defaultSubject);
+  const [edited, setEdited] = useState<string | null>(null);
+  const subject = edited ?? defaultSubject; // follows the default (e.g. once the reference is known) until edited
   const [body, setBody] = useState("");
   const [state, reply] = useMutation(ReplyDoc);
   const [message, setMessage] = useState<string | null>(null);
@@ -285,7 +286,7 @@ function ReplyBox({ conversation, textareaRef, onSent }: {
   async function send(event: React.FormEvent) {
     event.preventDefault();
     if (!body.trim()) return;
-    const input = { conversationId: conversation.id, body, ...(subject !== defaultSubject ? { subject } : {}) };
+    const input = { conversationId: conversation.id, body, ...(edited !== null && edited !== defaultSubject ? { subject: edited } : {}) };
     const result = await reply({ input });
     const problem = result.error?.message ?? result.data?.replyToConversation.userErrors[0]?.message;
     if (problem) setMessage(problem);
@@ -300,7 +301,7 @@ function ReplyBox({ conversation, textareaRef, onSent }: {
     <form className="reply" onSubmit={send} aria-labelledby="reply-title">
       <h3 id="reply-title">Reply</h3>
       <label htmlFor="reply-subject">Subject</label>
-      <input id="reply-subject" value={subject} onChange={(e) => setSubject(e.target.value)} aria-describedby="reply-subject-hint" />
+      <input id="reply-subject" value={subject} onChange={(e) => setEdited(e.target.value)} aria-describedby="reply-subject-hint" />
       <small id="reply-subject-hint">The conversation's reference token [#…] is always kept in the subject.</small>
       <label htmlFor="reply-body">Message</label>
       <textarea id="reply-body" ref={textareaRef} rows={6} value={body} aria-keyshortcuts="r"
