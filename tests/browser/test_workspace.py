@@ -209,7 +209,7 @@ def test_admin_sets_up_agents_work_live(desk: dict[str, Any], browser: Any, arti
     tokens = server.gql(desk["admin"], "{ apiTokens { id name } }")["apiTokens"]
     zed_id = next(t["id"] for t in tokens if t["name"] == "zed")
     server.gql(desk["admin"], "mutation($id: UUID!) { revokeApiToken(id: $id) { deletedId } }", id=zed_id)
-    zed.get_by_label("Status").select_option("OPEN")
+    zed.get_by_label("Status", exact=True).select_option("OPEN")
     zed.get_by_label("API token").wait_for()
     assert zed.evaluate("sessionStorage.getItem('mailroom.token')") is None
     for context in (admin_ctx, ann_ctx, zed_ctx):

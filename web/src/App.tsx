@@ -1,12 +1,12 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
-import { Provider, useQuery } from "urql";
+import { Provider, useMutation, useQuery } from "urql";
 import { graphql } from "./gql";
 import { makeClients } from "./client";
 import { clearToken, getToken, setToken } from "./session";
 import { Workspace } from "./Workspace";
 import { Admin } from "./Admin";
 import { useRoute, navigate } from "./route";
-import type { MeQuery } from "./gql/graphql";
+import type { AgentStatus, MeQuery } from "./gql/graphql";
 
 export const MeDoc = graphql(`
   query Me {
@@ -18,6 +18,27 @@ export const MeDoc = graphql(`
 `);
 
 export type Viewer = MeQuery["me"];
+
+const MyStatusDoc = graphql(`
+  mutation SetMyStatus($agentId: UUID!, $status: AgentStatus!) {
+    setAgentStatus(agentId: $agentId, status: $status) { agent { id status } userErrors { message } }
+  }
+`);
+
+/** An agent's own status: only ONLINE agents receive new assignments. */
+function MyStatus({ agentId, status }: { agentId: string; status: AgentStatus }) {
+  const [value, setValue] = useState(status);
+  const [, save] = useMutation(MyStatusDoc);
+  return (
+    <select aria-label="My status" value={value} onChange={async (e) => {
+      const next = e.target.value as AgentStatus;
+      const r = await save({ agentId, status: next });
+      if (!r.error && !r.data?.setAgentStatus.userErrors.length) setValue(next);
+    }}>
+      <option value="ONLINE">online</option><option value="AWAY">away</option><option value="OFFLINE">offline</option>
+    </select>
+  );
+}
 
 export function App() {
   const [token, setTokenState] = useState<string | null>(() => getToken());
@@ -116,6 +137,7 @@ function Shell({ token, onSignOut }: { token: string; onSignOut: () => void }) {
         <span className="who">
           {me.agent ? me.agent.name : me.role.toLowerCase()} <small>({me.role})</small>
         </span>
+        {me.agent && <MyStatus agentId={me.agent.id} status={me.agent.status} />}
         <button type="button" onClick={onSignOut}>Sign out</button>
       </header>
       {section === "admin" && isAdmin ? (

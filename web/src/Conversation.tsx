@@ -257,9 +257,9 @@ function AssignControl({ conversationId, current, members, onError, onDone }: {
 }) {
   const [, assign] = useMutation(AssignDoc);
   return (
-    <label>
-      Assign to{" "}
-      <select value={current ?? ""} onChange={async (e) => {
+    <span>
+      <label htmlFor="assign-to">Assign to</label>{" "}
+      <select id="assign-to" value={current ?? ""} onChange={async (e) => {
         if (!e.target.value) return;
         const r = await assign({ conversationId, agentId: e.target.value });
         onError(r.error?.message ?? r.data?.assignConversation.userErrors[0]?.message ?? null);
@@ -268,7 +268,7 @@ function AssignControl({ conversationId, current, members, onError, onDone }: {
         <option value="">(choose)</option>
         {[...members].map(([mid, name]) => <option key={mid} value={mid}>{name}</option>)}
       </select>
-    </label>
+    </span>
   );
 }
 

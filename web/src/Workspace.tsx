@@ -169,21 +169,21 @@ export function Workspace({ me, token, openId }: { me: Viewer; token: string; op
             {me.role !== "AGENT" && <ScopeButton scope={scope} value="all" set={setScope}>All</ScopeButton>}
           </div>
           {agentId && groups.length > 1 && (scope === "groups" || scope.startsWith("group:")) && (
-            <label>
-              Group{" "}
-              <select value={scope} onChange={(e) => setScope(e.target.value as Scope)}>
+            <span>
+              <label htmlFor="group-scope">Group</label>{" "}
+              <select id="group-scope" value={scope} onChange={(e) => setScope(e.target.value as Scope)}>
                 <option value="groups">All my groups</option>
                 {groups.map((g) => <option key={g.id} value={`group:${g.id}`}>{g.name}</option>)}
               </select>
-            </label>
+            </span>
           )}
-          <label>
-            Status{" "}
-            <select value={status} onChange={(e) => setStatus(e.target.value as ConversationStatus | "")}>
+          <span>
+            <label htmlFor="status-filter">Status</label>{" "}
+            <select id="status-filter" value={status} onChange={(e) => setStatus(e.target.value as ConversationStatus | "")}>
               <option value="">Any</option>
               {STATUSES.map((s) => <option key={s} value={s}>{s.toLowerCase()}</option>)}
             </select>
-          </label>
+          </span>
           <form
             role="search"
             onSubmit={(e) => {

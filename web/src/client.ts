@@ -37,10 +37,26 @@ export function makeClients(token: string, onUnauthorized: () => void): Clients 
       fetchExchange,
       subscriptionExchange({
         forwardSubscription(request) {
-          const input = { ...request, query: request.query || "" };
+          // graphql-ws sends this same payload again when it reconnects: a subscription with an
+          // `afterPosition` variable resumes after the last change it delivered (nothing missed,
+          // nothing twice).
+          const variables: Record<string, unknown> = { ...(request.variables ?? {}) };
+          const input = { ...request, query: request.query || "", variables };
           return {
             subscribe(sink) {
-              const unsubscribe = ws.subscribe(input, sink);
+              const unsubscribe = ws.subscribe(input, {
+                next(result) {
+                  if ("afterPosition" in variables && result.data) {
+                    for (const value of Object.values(result.data)) {
+                      const position = (value as { position?: unknown } | null)?.position;
+                      if (typeof position === "number") variables.afterPosition = position;
+                    }
+                  }
+                  sink.next(result as Parameters<typeof sink.next>[0]);
+                },
+                error: (e) => sink.error(e),
+                complete: () => sink.complete(),
+              });
               return { unsubscribe };
             },
           };

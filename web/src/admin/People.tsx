@@ -172,9 +172,8 @@ export function Groups() {
               </li>
             ))}
           </ol>
-          <label>
-            Add member{" "}
-            <select value="" onChange={async (e) => {
+          <label htmlFor={`add-${g.id}`}>Add member</label>{" "}
+            <select id={`add-${g.id}`} value="" onChange={async (e) => {
               if (!e.target.value) return;
               const r = await add({ groupId: g.id, agentIds: [e.target.value] });
               setProblem(problemOf(r.error, r.data?.addGroupMembers.userErrors));
@@ -182,8 +181,7 @@ export function Groups() {
             }}>
               <option value="">(choose an agent)</option>
               {agents.filter((a) => !g.members.some((m) => m.id === a.id)).map((a) => <option key={a.id} value={a.id}>{a.name}</option>)}
-            </select>
-          </label>{" "}
+            </select>{" "}
           <button type="button" className="danger" onClick={async () => {
             if (!window.confirm(`Delete group ${g.name}?`)) return;
             const r = await removeGroup({ id: g.id });
