@@ -22,9 +22,12 @@ At the end of each run the sink must have accepted every reply exactly once (che
 mailroom does not do: adapters/smtp.py sends the message and its final dot in two writes (the
 hand-over is recorded between them), so Nagle's algorithm holds the dot back until the server
 acknowledges the data, and the server delays that acknowledgement (about 40 ms on Linux).
+`--reuse-tls` makes `ssl.create_default_context()` hand out one context per purpose in this
+process: adapters/smtp.py builds a new one for every delivery, which loads the system's CA
+bundle again (about 25 ms of CPU each, under the GIL, in every one of the 4 sending threads).
 
     .venv/bin/python -m bench.outbox [--replies 500] [--rate 10] [--conversations 50]
-        [--backend sqlite|postgres|both] [--security STARTTLS|NONE|both] [--nodelay]
+        [--backend sqlite|postgres|both] [--security STARTTLS|NONE|both] [--nodelay] [--reuse-tls]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import argparse
 import multiprocessing
 import smtplib
 import socket
+import ssl
 import statistics
 import threading
 import time
@@ -273,6 +277,20 @@ def _no_delay() -> None:
     smtp._get_socket = get_socket
 
 
+def _reuse_tls_context() -> None:
+    create = ssl.create_default_context
+    made: dict[ssl.Purpose, ssl.SSLContext] = {}
+
+    def cached(purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH, **kwargs: Any) -> ssl.SSLContext:
+        if kwargs:
+            return create(purpose, **kwargs)
+        if purpose not in made:
+            made[purpose] = create(purpose)
+        return made[purpose]
+
+    ssl.create_default_context = cached
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
@@ -288,9 +306,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--security", choices=[*SECURITIES, "both"], default="both",
                         help="the sink's transport: STARTTLS (+AUTH, as production), NONE, or both (default)")
     parser.add_argument("--nodelay", action="store_true", help="TCP_NODELAY on the sender's SMTP sockets")
+    parser.add_argument("--reuse-tls", action="store_true", help="one TLS client context, not one per delivery")
     args = parser.parse_args(argv)
     if args.nodelay:
         _no_delay()
+    if args.reuse_tls:
+        _reuse_tls_context()
     backends = BACKENDS if args.backend == "both" else (args.backend,)
     securities = SECURITIES if args.security == "both" else (args.security,)
     began = time.perf_counter()
@@ -302,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"  {backend} {security} throughput done", flush=True)
             delays.append(latency(backend, security, args.replies, args.rate, args.conversations))
             print(f"  {backend} {security} latency done", flush=True)
-    nodelay = ", TCP_NODELAY" if args.nodelay else ""
+    nodelay = (", TCP_NODELAY" if args.nodelay else "") + (", one TLS context" if args.reuse_tls else "")
     print(f"\noutbox throughput: {args.replies} replies queued, then the outbox follower started in a thread "
           f"(4 SMTP transactions at once{nodelay}) until all are SENT")
     print(table(["backend", "security", "replies", "seconds", "replies/s"],
