@@ -15,7 +15,13 @@ export function makeClients(token: string, onUnauthorized: () => void): Clients 
     connectionParams: { authorization: `Bearer ${token}` },
     lazy: true,
     retryAttempts: Infinity,
-    shouldRetry: () => true,
+    // 4403: the token was refused (unknown, expired or revoked): back to sign-in, no retry.
+    shouldRetry: (event) => !(event instanceof CloseEvent && event.code === 4403),
+    on: {
+      closed: (event) => {
+        if (event instanceof CloseEvent && event.code === 4403) onUnauthorized();
+      },
+    },
     retryWait: async (retries) => {
       await new Promise((resolve) => setTimeout(resolve, Math.min(1000 * 2 ** retries, 10000)));
     },
