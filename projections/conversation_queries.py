@@ -136,16 +136,20 @@ class ConversationQueries:
                 else:
                     clauses.append(f"{search.FTS}.rowid < ?")
                     params.append(bound)
-            sql = (f"SELECT c.* FROM {search.FTS} JOIN {search.SEARCH.name} s ON s.n = {search.FTS}.rowid "
-                   f"JOIN {c.CONVERSATIONS.name} c ON c.id = s.conversation_id WHERE {search.FTS} MATCH ?"
-                   + "".join(f" AND {clause}" for clause in clauses) + f" ORDER BY {search.FTS}.rowid DESC LIMIT ?")
+            # CROSS JOIN: in this order; `+`: the filters only test rows, they are not searched by.
+            # (Given the chance, SQLite drives a small filter's rows and tests each against the
+            # index, re-reading a common word's whole list every time; or probes each match for
+            # every conversation of a group.)
+            sql = (f"SELECT c.* FROM {search.FTS} CROSS JOIN {search.SEARCH.name} s ON s.n = {search.FTS}.rowid "
+                   f"CROSS JOIN {c.CONVERSATIONS.name} c ON c.id = s.conversation_id WHERE {search.FTS} MATCH ?"
+                   + "".join(f" AND +{clause}" for clause in clauses) + f" ORDER BY {search.FTS}.rowid DESC LIMIT ?")
             params.insert(0, text.fts5())
-        else:
+        else:  # `+s.n`: not through the (n, conversation_id) index, once per match for every conversation
             if after is not None:
                 clauses.append("c.sort_key < ?")
                 params.append(after)
             sql = (f"SELECT c.* FROM {c.CONVERSATIONS.name} c CROSS JOIN {search.SEARCH.name} s "
-                   f"ON s.conversation_id = c.id WHERE {' AND '.join(clauses)} AND s.n IN "
+                   f"ON s.conversation_id = c.id WHERE {' AND '.join(clauses)} AND +s.n IN "
                    f"(SELECT rowid FROM {search.FTS} WHERE {search.FTS} MATCH ?) ORDER BY c.sort_key DESC LIMIT ?")
             params.append(text.fts5())
         rows = self.db.query(sql, [*params, first + 1])
@@ -222,13 +226,13 @@ class ConversationQueries:
             if found["searched"] is not None and found["searched"] == found["listed"]:
                 return int(found["n"])
         if self._fts_plan(clauses, params, text, None):
-            sql = (f"SELECT COUNT(*) AS n FROM {search.FTS} JOIN {search.SEARCH.name} s "
-                   f"ON s.n = {search.FTS}.rowid JOIN {c.CONVERSATIONS.name} c ON c.id = s.conversation_id "
-                   f"WHERE {search.FTS} MATCH ?") + "".join(f" AND {clause}" for clause in clauses)
+            sql = (f"SELECT COUNT(*) AS n FROM {search.FTS} CROSS JOIN {search.SEARCH.name} s "
+                   f"ON s.n = {search.FTS}.rowid CROSS JOIN {c.CONVERSATIONS.name} c ON c.id = s.conversation_id "
+                   f"WHERE {search.FTS} MATCH ?") + "".join(f" AND +{clause}" for clause in clauses)
             params.insert(0, value)
         else:
             sql = (f"SELECT COUNT(*) AS n FROM {c.CONVERSATIONS.name} c CROSS JOIN {search.SEARCH.name} s "
-                   f"ON s.conversation_id = c.id WHERE {' AND '.join(clauses)} AND s.n IN "
+                   f"ON s.conversation_id = c.id WHERE {' AND '.join(clauses)} AND +s.n IN "
                    f"(SELECT rowid FROM {search.FTS} WHERE {search.FTS} MATCH ?)")
             params.append(value)
         return int(self.db.query(sql, params)[0]["n"])

@@ -85,9 +85,9 @@ def _postgres(tx: Tx) -> bool:
 
 
 T, B = "TEXT", "BIGINT"
-# (n, conversation_id): a match's conversation read from the index alone, not from its (large) row
+# A match's conversation, and a conversation's n, read from an index alone, not from the (large) row.
 SEARCH = SearchTable("rm_search", {"conversation_id": T, "n": B, "head": T, "body": T}, ("conversation_id",),
-                     (("n", "conversation_id"),))
+                     (("n", "conversation_id"), ("conversation_id", "n")))
 FTS = f"{SEARCH.name}_fts"
 
 
