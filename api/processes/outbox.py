@@ -14,6 +14,7 @@ and one round trip on a live connection: milliseconds).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -62,6 +63,7 @@ class OutboxSender(ViewConsumer):
         self.timeout = timeout
         self.worker = worker_name()
         self._executor: ThreadPoolExecutor | None = None
+        self._in_flight: set[UUID] = set()  # replies a delivery of this process is working on now
         self._pool_lock = threading.Lock()
 
     def create_tables(self) -> None:
@@ -82,8 +84,11 @@ class OutboxSender(ViewConsumer):
                 f"(claimed_by IS NOT NULL AND claimed_by <> ?) ORDER BY due_at LIMIT {BATCH}",
                 (now.isoformat(), self.worker)):
             reply_id = UUID(row["reply_id"])
-            if row["claimed_by"] and row["claimed_by"] != self.worker:
-                settled += self.app.settle_abandoned_reply(reply_id, self.worker, now)
+            if row["claimed_by"] and (row["claimed_by"] != self.worker or reply_id not in self._in_flight):
+                # Another sender's (it no longer holds the lease), or our own that no delivery is
+                # working on any more (it ended in an error before its outcome was recorded).
+                settled += self.app.settle_abandoned_reply(reply_id, self.worker, now,
+                                                           own=row["claimed_by"] == self.worker)
             elif not row["claimed_by"]:
                 due.append(reply_id)
         # A few deliveries at once: one slow server does not hold up the other mailboxes' replies.
@@ -91,13 +96,25 @@ class OutboxSender(ViewConsumer):
         return settled + delivered
 
     def deliver(self, reply_id: UUID, now: datetime, renew: Callable[[], Any] | None = None) -> int:
-        delivery = self.app.claim_reply(reply_id, self.worker, now)
-        if delivery is None:
-            return 0
-        self.transmit(delivery)
-        if renew is not None:
-            renew()
-        return 1
+        with self._pool_lock:
+            self._in_flight.add(reply_id)
+        try:
+            delivery = self.app.claim_reply(reply_id, self.worker, now)
+            if delivery is None:
+                return 0
+            try:
+                self.transmit(delivery)
+            except Exception as exc:  # a database error mid-way: recorded as a temporary failure if it can be
+                log.exception("reply %s attempt %s failed unexpectedly", reply_id, delivery.attempt)
+                with contextlib.suppress(Exception):
+                    self.app.record_failure(delivery, self.worker, f"internal error: {type(exc).__name__}", False,
+                                            datetime.now(UTC))
+            if renew is not None:
+                renew()
+            return 1
+        finally:
+            with self._pool_lock:
+                self._in_flight.discard(reply_id)
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:

@@ -59,10 +59,11 @@ class ReplyCommands(Base):
             return None
         return delivery_of(reply) if reply.deliverable else None
 
-    def settle_abandoned_reply(self, reply_id: UUID, worker: str, now: datetime) -> bool:
-        """Settles a claim held by a sender other than `worker` (which leads now): see Reply."""
+    def settle_abandoned_reply(self, reply_id: UUID, worker: str, now: datetime, own: bool = False) -> bool:
+        """Settles a claim held by a sender other than `worker` (which leads now), or with `own` one
+        of `worker`'s own that no delivery is working on any more: see Reply.settle_abandoned."""
         reply = self.reply(reply_id)
-        if reply is None or reply.claimed_by in (None, worker):
+        if reply is None or reply.claimed_by is None or (reply.claimed_by == worker and not own):
             return False
         reply.settle_abandoned(now)
         try:

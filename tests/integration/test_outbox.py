@@ -320,3 +320,21 @@ def test_reply_to_is_honoured_and_never_points_back_at_us(services: Services, sm
     assert settle(services, written.id).status == SENT
     [sent] = smtp.wait_for(1)
     assert sent.rcpt_tos == ["orders@customer.example"] and row["to_addresses"] == '["orders@customer.example"]'
+
+
+def test_a_delivery_that_fails_unexpectedly_is_retried_not_left_claimed(
+        services: Services, smtp: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, conversation_id, _ = opened(services, smtp)
+    written, _ = queue_reply(services, conversation_id, None, "Hello")
+    real = services.app.record_handover
+    calls: list[int] = []
+
+    def broken_once(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database is locked")
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(services.app, "record_handover", broken_once)
+    assert settle(services, written.id).status == SENT
+    assert len(smtp.messages) == 1 and len(calls) == 2
