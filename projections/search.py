@@ -14,7 +14,9 @@ The index: on SQLite an FTS5 table (`rm_search_fts`, external content: rm_search
 by triggers on it), its rowid `n` ordered like the conversation's sort_key, so that a page is
 read newest first straight from the index and stops after `first` matches; on PostgreSQL a
 generated `tsvector` column ('simple' configuration: nothing stemmed, no stop words) with a GIN
-index. The view writes rm_search through the usual Rows unit of work; the index follows from
+index, over the words and (`pairs`) each two adjacent words as one lexeme, so that a phrase
+is found through the index too, not by testing every conversation holding its words. The view
+writes rm_search through the usual Rows unit of work; the index follows from
 the table (triggers, a generated column), on rebuilds' scratch tables as on live ones.
 
 The query language (parse): words, all of which must match; an unquoted word of
@@ -29,6 +31,8 @@ used (the rest is ignored); a query word longer than MAX_WORD matches nothing.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -62,7 +66,8 @@ class SearchTable(Table):
         name = f"{prefix}{self.name}"
         if _postgres(tx):
             tx.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS tsv tsvector GENERATED ALWAYS AS "
-                       "(to_tsvector('simple', coalesce(head, '') || ' ' || coalesce(body, ''))) STORED")
+                       "(to_tsvector('simple', coalesce(head, '') || ' ' || coalesce(body, '') || ' ' || "
+                       "coalesce(pairs, ''))) STORED")
             tx.execute(f"CREATE INDEX IF NOT EXISTS {name}_tsv ON {name} USING gin (tsv)")
             return
         fts = f"{name}_fts"
@@ -86,7 +91,8 @@ def _postgres(tx: Tx) -> bool:
 
 T, B = "TEXT", "BIGINT"
 # A match's conversation, and a conversation's n, read from an index alone, not from the (large) row.
-SEARCH = SearchTable("rm_search", {"conversation_id": T, "n": B, "head": T, "body": T}, ("conversation_id",),
+SEARCH = SearchTable("rm_search", {"conversation_id": T, "n": B, "head": T, "body": T, "pairs": T},
+                     ("conversation_id",),
                      (("n", "conversation_id"), ("conversation_id", "n")))
 FTS = f"{SEARCH.name}_fts"
 
@@ -114,10 +120,27 @@ def rank(sort_key: str) -> int:
     return (micros << 10) | top
 
 
+def pair(first: str, second: str) -> str:
+    """Two adjacent words as one lexeme (PostgreSQL): a GIN index cannot tell adjacent words
+    from words apart, so a phrase of common words would test every conversation holding both."""
+    return "p" + hashlib.blake2b(f"{first} {second}".encode(), digest_size=6).hexdigest()
+
+
+def pairs(rows: Rows, head: str, body: str) -> str:
+    """The distinct adjacent-word lexemes of head and body, on PostgreSQL (FTS5 knows positions)."""
+    return pairs_of(head, body) if _postgres(rows.tx) else ""
+
+
+def pairs_of(head: str, body: str) -> str:
+    found = f"{head} {body}".split()
+    return " ".join(dict.fromkeys(pair(a, b) for a, b in itertools.pairwise(found)))
+
+
 def opened(e: Conversation.Opened, rows: Rows) -> None:
     sort_key = f"{_at(e)}|{_id(e)}"
-    rows.put(SEARCH, {"conversation_id": _id(e), "n": rank(sort_key),
-                      "head": indexed(f"{e.subject} {e.customer_email}"), "body": ""})
+    head = indexed(f"{e.subject} {e.customer_email}")
+    rows.put(SEARCH, {"conversation_id": _id(e), "n": rank(sort_key), "head": head, "body": "",
+                      "pairs": pairs(rows, head, "")})
 
 
 def unquoted(text: str) -> str:
@@ -134,7 +157,7 @@ def _append(rows: Rows, conversation_id: str, text: str) -> None:
     if len(body) > BODY_CAP:
         body = body[-BODY_CAP:]
         body = body[body.find(" ") + 1:] if " " in body else ""
-    rows.update(SEARCH, conversation_id, body=body)
+    rows.update(SEARCH, conversation_id, body=body, pairs=pairs(rows, row["head"], body))
 
 
 def message_received(e: Conversation.MessageReceived, rows: Rows) -> None:
@@ -149,7 +172,7 @@ def reply_queued(e: Reply.Queued, rows: Rows) -> None:
 class Search(View):
     name = "search"
     version = 1
-    tables = (SEARCH,)
+    tables = (SEARCH,)  # its shape includes the pairs' hashing: change the version if pair() changes
     handlers = dispatch(
         on(Conversation.Opened, opened),
         on(Conversation.MessageReceived, message_received),
@@ -181,7 +204,11 @@ class TextQuery:
             parts = [f"'{w}'" for w in t.words]
             if t.prefix:
                 parts[-1] += ":*"
-            return parts[0] if len(parts) == 1 else f"({' <-> '.join(parts)})"
+            if len(parts) == 1:
+                return parts[0]
+            whole = t.words[:-1] if t.prefix else t.words  # a prefix is no word of a pair
+            adjacent = [f"'{pair(a, b)}'" for a, b in itertools.pairwise(whole)]
+            return f"({' & '.join([*adjacent, ' <-> '.join(parts)])})"
         return " & ".join(term(t) for t in self.terms)
 
 

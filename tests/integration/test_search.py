@@ -244,7 +244,9 @@ def test_the_query_language() -> None:
     parsed = search.parse('Invo "Price is" jane@acme.ex NEAR( a')
     assert parsed is not None
     assert parsed.fts5() == '"invo" * AND "price is" AND "jane acme ex" AND "near" * AND "a"'
-    assert parsed.tsquery() == "'invo':* & ('price' <-> 'is') & ('jane' <-> 'acme' <-> 'ex') & 'near':* & 'a'"
+    price_is, jane_acme, acme_ex = search.pair("price", "is"), search.pair("jane", "acme"), search.pair("acme", "ex")
+    assert parsed.tsquery() == (f"'invo':* & ('{price_is}' & 'price' <-> 'is') & ('{jane_acme}' & '{acme_ex}' & "
+                                "'jane' <-> 'acme' <-> 'ex') & 'near':* & 'a'")
     assert search.parse(' "" * :: ') is None
     assert search.parse(None) is None
     many = search.parse(" ".join(f"w{n}" for n in range(100)))
