@@ -92,13 +92,21 @@ class ConversationQueries:
         rows = self.db.query(sql, [*params, first + 1])
         return rows[:first], len(rows) > first
 
-    def _group_rows(self, f: ConversationFilter, first: int, after: str | None) -> tuple[list[Row], bool]:
+    def _group_rows(self, f: ConversationFilter, first: int, after: str | None,
+                    tsquery: str | None = None) -> tuple[list[Row], bool]:
         """rows() limited to groups: each group's conversations read newest first through its
         (group_id, sort_key) index, so that a page costs the same however many conversations the
         group ever had; with several groups, each one's page, merged (a conversation routed to
-        two of them once)."""
+        two of them once). With `tsquery` (PostgreSQL, a text many conversations match), each
+        conversation walked is tested against its tsvector (a subquery per row, never a join
+        the planner could turn into reading every match first)."""
         assert f.group_ids
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
+        if tsquery is not None:
+            clauses.append(f" AND (SELECT s.tsv @@ to_tsquery('simple', ?) FROM {search.SEARCH.name} s "
+                           "WHERE s.conversation_id = c.id)")
+            params.append(tsquery)
         for column, value in (("status", f.status), ("assignee_id", f.assignee_id),
                               ("mailbox_id", f.mailbox_id), ("customer_email", f.customer_email)):
             if value is not None:
@@ -125,7 +133,7 @@ class ConversationQueries:
             return [], False
         clauses, params = self._where(f)
         if self.db.is_postgres:
-            return self._pg_text_rows(clauses, params, text, first, after)
+            return self._pg_text_rows(f, clauses, params, text, first, after)
         if self._fts_plan(clauses, params, text, first):
             if after is not None:
                 try:
@@ -155,27 +163,30 @@ class ConversationQueries:
         rows = self.db.query(sql, [*params, first + 1])
         return rows[:first], len(rows) > first
 
-    def _pg_text_rows(self, clauses: list[str], params: list[Any], text: search.TextQuery, first: int,
-                      after: str | None) -> tuple[list[Row], bool]:
+    def _pg_text_rows(self, f: ConversationFilter, clauses: list[str], params: list[Any], text: search.TextQuery,
+                      first: int, after: str | None) -> tuple[list[Row], bool]:
         """PostgreSQL: for a query the planner expects few matches of (PG_FEW), the GIN index's
         matches are read first, then their conversations sorted; otherwise the conversations are
-        walked newest first, each tested, until the page is full. (Left to itself the planner
-        walks for a few thousand matches too: testing a tsvector costs more than it counts.)"""
+        walked newest first, each tested, until the page is full (a group's through its index, as
+        without a text). (Left to itself the planner walks for a few thousand matches too: testing
+        a tsvector costs more than it counts.)"""
         query = text.tsquery()
+        matches = f"SELECT conversation_id FROM {search.SEARCH.name} WHERE tsv @@ to_tsquery('simple', ?)"
+        with self.db.transaction(commit=False) as tx:
+            [plan] = tx.execute(f"EXPLAIN (FORMAT JSON) {matches}", (query,)).scalar()
+        few = float(plan["Plan"]["Plan Rows"]) <= PG_FEW
+        if not few and f.group_ids and len(set(f.group_ids)) <= MERGED_GROUPS:
+            return self._group_rows(f, first, after, query)
         if after is not None:
             clauses.append("sort_key < ?")
             params.append(after)
         where = "".join(f" AND {clause}" for clause in clauses)
-        matches = f"SELECT conversation_id FROM {search.SEARCH.name} WHERE tsv @@ to_tsquery('simple', ?)"
-        with self.db.transaction(commit=False) as tx:
-            [plan] = tx.execute(f"EXPLAIN (FORMAT JSON) {matches}", (query,)).scalar()
-            if float(plan["Plan"]["Plan Rows"]) <= PG_FEW:
-                sql = (f"WITH m AS MATERIALIZED ({matches}) SELECT c.* FROM {c.CONVERSATIONS.name} c "
-                       f"JOIN m ON m.conversation_id = c.id WHERE TRUE{where} ORDER BY c.sort_key DESC LIMIT ?")
-            else:
-                sql = (f"SELECT * FROM {c.CONVERSATIONS.name} WHERE id IN ({matches}){where} "
-                       "ORDER BY sort_key DESC LIMIT ?")
-            rows = tx.execute(sql, [query, *params, first + 1]).all()
+        if few:
+            sql = (f"WITH m AS MATERIALIZED ({matches}) SELECT c.* FROM {c.CONVERSATIONS.name} c "
+                   f"JOIN m ON m.conversation_id = c.id WHERE TRUE{where} ORDER BY c.sort_key DESC LIMIT ?")
+        else:
+            sql = f"SELECT * FROM {c.CONVERSATIONS.name} WHERE id IN ({matches}){where} ORDER BY sort_key DESC LIMIT ?"
+        rows = self.db.query(sql, [query, *params, first + 1])
         return rows[:first], len(rows) > first
 
     def _fts_plan(self, clauses: list[str], params: list[Any], text: search.TextQuery, first: int | None) -> bool:
