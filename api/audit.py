@@ -25,6 +25,7 @@ import hashlib
 import json
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import IO, Any
@@ -271,13 +272,24 @@ def _events(services: Services, start: int, stop: int) -> list[tuple[int, UUID, 
     return [(r[0], UUID(r[1]), r[2], r[3], r[4]) for r in rows]  # SQLite keeps ids as hex text
 
 
+def _ahead(fetch: Callable[[int], list[Any]], start: int, following: Callable[[list[Any]], int]) -> Iterator[list[Any]]:
+    """Batches fetch(start), fetch(following(that batch)), ... until one is empty; the next batch
+    is read in a thread while the caller works on this one (the driver waits without the GIL)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="audit-read") as pool:
+        future = pool.submit(fetch, start)
+        while batch := future.result():
+            future = pool.submit(fetch, following(batch))
+            yield batch
+
+
 def _chained(services: Services, stop: int) -> Iterator[tuple[int, str]]:
-    """audit_chain's rows up to `stop`, in order, a batch at a time."""
-    after = 0
-    while rows := _tuples(services, f"SELECT position, digest FROM {CHAIN} WHERE position > ? AND position <= ? "
-                                    "ORDER BY position LIMIT ?", (after, stop, READ_BATCH)):
+    """audit_chain's rows up to `stop`, in order, read a batch ahead."""
+    def fetch(after: int) -> list[Any]:
+        return _tuples(services, f"SELECT position, digest FROM {CHAIN} WHERE position > ? AND position <= ? "
+                                 "ORDER BY position LIMIT ?", (after, stop, READ_BATCH))
+
+    for rows in _ahead(fetch, 0, lambda rows: int(rows[-1][0])):
         yield from rows
-        after = int(rows[-1][0])
 
 
 def verify(services: Services, digests: Sequence[tuple[int, str]] = (), progress: Progress | None = None,
@@ -300,7 +312,6 @@ def verify(services: Services, digests: Sequence[tuple[int, str]] = (), progress
     table = next(chained, None)
     chain_differs = False  # once it differs, every later digest does: only the first is named
     previous = GENESIS
-    start = 1
 
     def check_expected(upto: int, position: int, digest: str | None) -> None:
         """The seals and digests given at positions < upto (none in the log) or == position."""
@@ -319,7 +330,7 @@ def verify(services: Services, digests: Sequence[tuple[int, str]] = (), progress
                 elif actual != want:
                     report.differ(at, f"position {at}: the chain is {actual}, the {source} says {want}")
 
-    while batch := _events(services, start, head):
+    for batch in _ahead(lambda after: _events(services, after, head), 1, lambda rows: int(rows[-1][0]) + 1):
         if replay is not None:
             replay.prefetch(services.database, {row[1] for row in batch if row[3].startswith(CONVERSATION)})
         for p, originator_id, version, topic, state in batch:
@@ -352,7 +363,6 @@ def verify(services: Services, digests: Sequence[tuple[int, str]] = (), progress
                     report.decisions = len(replay.recorded)
                     replay = None
         report.events += len(batch)
-        start = batch[-1][0] + 1
         if progress is not None:
             progress(len(batch))
     while table is not None:
