@@ -76,6 +76,18 @@ class BlobStore:
         with self.database.transaction(commit=False) as tx:
             return read_many(tx, keys)
 
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Deletes these blobs (erasure); how many were there."""
+        wanted = sorted(set(keys))
+        deleted = 0
+        for begin in range(0, len(wanted), 500):
+            part = wanted[begin:begin + 500]
+            marks = ", ".join("?" for _ in part)
+            with self.database.transaction() as tx:
+                deleted += len(tx.execute(f"SELECT sha256 FROM {TABLE} WHERE sha256 IN ({marks})", part).all())
+                tx.execute(f"DELETE FROM {TABLE} WHERE sha256 IN ({marks})", part)
+        return deleted
+
     def size(self, key: str) -> int | None:
         rows = self.database.query(f"SELECT size FROM {TABLE} WHERE sha256 = ?", (key,))
         return int(rows[0]["size"]) if rows else None

@@ -76,6 +76,7 @@ class DecisionReplay:
         # whole batch of the log at once (`prefetch`), kept for a while.
         self.facts: OrderedDict[UUID, Arrived | None] = OrderedDict()
         self.fresh = Assigner(zone, self.load)
+        self.fresh.pseudonyms = getattr(app.mapper, "keyring", None)
         self.recorded: list[tuple[Outcome, int]] = []  # with the position it was recorded at
         self.derived: list[tuple[Outcome, int]] = []  # with the position of the event that triggered it
         self._relevant: dict[str, bool] = {}

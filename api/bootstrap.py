@@ -11,9 +11,11 @@ from adapters import mailserver
 from adapters.blobs import BlobStore
 from adapters.database import Database
 from adapters.event_index import StoredEventIndex
+from adapters.keyring import Keyring
 from adapters.locks import MailboxLocks, PostgresLocks, SqliteLocks
 from adapters.recorders import POSTGRES_TOPIC, SQLITE_TOPIC
 from adapters.schema_lock import schema_lock
+from adapters.sealing import SEALING_MAPPER_TOPIC, SealingMapper
 from adapters.secrets import EncryptedSecretStore, key_file_secret
 from adapters.settings import Settings, SettingsError, parse_database_url
 from adapters.sidebar_http import SidebarFetcher
@@ -66,6 +68,7 @@ def bootstrap(settings: Settings, verify_login: LoginVerifier | None = None,
         raise SettingsError("MAILROOM_SECRET_KEY: required with a PostgreSQL database")
     # Recorders that commit a follower's position with its events (adapters/recorders.py).
     env["APPLICATION_RECORDER_TOPIC"] = SQLITE_TOPIC if "SQLITE_DBNAME" in env else POSTGRES_TOPIC
+    env["MAPPER_TOPIC"] = SEALING_MAPPER_TOPIC  # customers' personal data sealed under their keys
     if "SQLITE_DBNAME" in env:
         Path(env["SQLITE_DBNAME"]).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
     with schema_lock(env):  # tables are created by one starting process at a time
@@ -83,6 +86,11 @@ def _wired(settings: Settings, env: dict[str, str], verify_login: LoginVerifier 
         secret = key_file_secret(env["SQLITE_DBNAME"])
     directory = Directory(database)
     app.secrets = EncryptedSecretStore(database, secret)
+    keyring = Keyring(database, secret)
+    keyring.create_tables()
+    mapper = app.mapper
+    assert isinstance(mapper, SealingMapper)
+    mapper.use(keyring)
     app.verify_login = verify_login or real_login(settings)
     # Tests that fake the login fake discovery too (None: address and password alone is refused).
     app.discover = discover if discover is not None or verify_login is not None else real_discovery(settings)
@@ -111,4 +119,4 @@ def _wired(settings: Settings, env: dict[str, str], verify_login: LoginVerifier 
     fetcher = SidebarFetcher(allow_private=settings.allow_private_hosts, extra_ca_file=settings.extra_ca_file)
     return Services(settings, app, database, projections, directory, blobs, SyncState(database),
                     locks, ConversationQueries(database), snapshots, assigner, outbox, sidebar_queries,
-                    SidebarResolver(sidebar_queries, app.secrets, fetcher), chain)
+                    SidebarResolver(sidebar_queries, app.secrets, fetcher), chain, keyring)

@@ -169,6 +169,27 @@ def audit_command(args: argparse.Namespace) -> int:
         services.close()
 
 
+def customer_command(args: argparse.Namespace) -> int:
+    """erase EMAIL (api/erasure.py)."""
+    from api.erasure import erase_customer
+    from domain.errors import Rejected
+
+    services = _services()
+    try:
+        erased = erase_customer(services, args.email)
+    except Rejected as rejected:
+        print(f"mailroom: customer erase: {'; '.join(p.message for p in rejected.problems)}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        print(f"mailroom: customer erase failed (run it again to finish it): {exc}", file=sys.stderr)
+        return 1
+    finally:
+        services.close()
+    print(f"erased as {erased.customer}: {erased.conversations} conversations, {erased.messages} messages, "
+          f"{erased.contacts} contacts, {erased.records} records, {erased.blobs} blobs deleted")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mailroom", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -199,6 +220,10 @@ def parser() -> argparse.ArgumentParser:
     p = views.add_parser("verify", help="compare read models with a fresh rebuild; exit 1 on any difference")
     p.set_defaults(func=projections_command)
 
+    customer = commands.add_parser("customer", help="customers").add_subparsers(dest="action", required=True)
+    p = customer.add_parser("erase", help="erase a customer (crypto-shredding); safe to run again")
+    p.add_argument("email")
+    p.set_defaults(func=customer_command)
     audit = commands.add_parser("audit", help="the tamper-evident log").add_subparsers(dest="action", required=True)
     p = audit.add_parser("seal", help="seal the log as it stands; prints POSITION DIGEST")
     p.set_defaults(func=audit_command)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from adapters.blobs import BlobStore
 from adapters.database import Database
+from adapters.keyring import Keyring
 from adapters.locks import MailboxLocks
 from adapters.settings import Settings
 from adapters.snapshots import FollowerSnapshots
@@ -37,6 +38,7 @@ class Services:
     sidebar_queries: SidebarQueries
     sidebar: SidebarResolver
     chain: Follower  # the audit chain (projections/chain.py)
+    keyring: Keyring  # customers' keys (adapters/keyring.py)
 
     def followers(self) -> list[Follower]:
         """Every log follower: the views, then the processes."""

@@ -67,6 +67,7 @@ from domain.events import (
     Reopened,
     RuleChanged,
 )
+from domain.personal import Pseudonyms, erased_address, erased_domain, is_erased
 from domain.reply import Reply
 from domain.routing import RoutingRule, RuleSpec
 from domain.strategies import AgentFigures, candidates, decide, why_not
@@ -74,7 +75,7 @@ from domain.values import AgentStatus, AssignmentStrategy, Condition, ConditionF
 
 # Bump whenever the shape of `Assigner.snapshot()` (or the meaning of what it holds) changes:
 # `restore` refuses any other version, and the caller folds the whole log instead.
-SNAPSHOT_VERSION = 3  # 2: agents carry `deactivated`; 3: last handlers as columns
+SNAPSHOT_VERSION = 4  # 2: agents carry `deactivated`; 3: last handlers as columns; 4: customers by pseudonym
 
 FactsLoader = Callable[[UUID], "Arrived | None"]
 
@@ -94,6 +95,7 @@ class Arrived:
     customer_email: str
     facts: MessageFacts
     routes: tuple[tuple[int, UUID], ...] = ()
+    erased: bool = False  # its customer was erased: the facts are tombstones, its routing is as recorded
 
     def rule_before(self, position: int) -> UUID | None:
         """The rule of the latest routing decided before `position` (None: never routed by then)."""
@@ -181,6 +183,8 @@ class Assigner:
         self._rules_in: dict[UUID, list[RuleEntry]] = {}  # mailbox -> enabled rules covering it (a cache)
         self._seq = 0  # queue order across the group sets of `state.queued_in`
         self._ids: dict[UUID, UUID] = {}  # agent id -> the one object the state keeps for it
+        self.pseudonyms: Pseudonyms | None = None  # erased customers' figures (domain/personal.py)
+        self._erased_domains: dict[str, str] | None = None  # pseudonymous domain -> account domain (a cache)
 
     # ------------------------------------------------------------------ the fold
 
@@ -233,7 +237,8 @@ class Assigner:
 
     def _remember(self, conversation_id: UUID, arrived: Arrived) -> None:
         if conversation_id not in self.state.conversations:
-            self.state.conversations[conversation_id] = _Conversation(arrived.customer_email, arrived.mailbox_id)
+            self.state.conversations[conversation_id] = _Conversation(self.customer(arrived.customer_email),
+                                                                      arrived.mailbox_id)
 
     def _group_set(self, waiting: _Waiting) -> frozenset[UUID]:
         """The groups a queued conversation waits on: its rule's now, or as queued if it was deleted."""
@@ -319,7 +324,10 @@ class Assigner:
     def route(self, conversation_id: UUID, arrived: Arrived, position: int, at: datetime,
               already_unrouted: bool = False) -> list[Outcome]:
         self._remember(conversation_id, arrived)
-        match = first_matching_rule(self._rules_covering(arrived.mailbox_id), arrived.mailbox_id, arrived.facts)
+        if arrived.erased:
+            match = self._routed_as_recorded(arrived, position)
+        else:
+            match = first_matching_rule(self._rules_covering(arrived.mailbox_id), arrived.mailbox_id, arrived.facts)
         if match is None:
             if already_unrouted:
                 return []
@@ -333,9 +341,19 @@ class Assigner:
         return [routed, *self.assign(conversation_id, match.rule_id, match.spec, arrived.customer_email,
                                      position, at)]
 
+    def _routed_as_recorded(self, arrived: Arrived, position: int) -> RuleEntry | None:
+        """The rule an erased customer's conversation was routed by at `position` (None: left
+        unrouted): its facts are gone, so the conditions cannot be evaluated again; what follows
+        from the routing (the assignment) still is decided again."""
+        for decided_at, rule_id in arrived.routes:
+            if decided_at == position:
+                return self.state.rules.get(rule_id)
+        return None
+
     def assign(self, conversation_id: UUID, rule_id: UUID, spec: RuleSpec, customer: str, position: int,
                at: datetime) -> list[Outcome]:
         s = self.state
+        customer = self.customer(customer)
         order = [m for m in candidates([s.groups.get(g, []) for g in spec.group_ids]) if self.active(m)]
         owner = self._owner(spec.strategy, customer)
         cursor, last_handler = s.cursor.get(rule_id), s.last_handler.get(customer)
@@ -364,12 +382,28 @@ class Assigner:
         return None
 
     def _account_by_domain(self, customer: str) -> UUID | None:
-        """The oldest account whose domains contain the email's domain."""
-        accounts = self.state.domain_accounts.get(customer.rpartition("@")[2].lower())
+        """The oldest account whose domains contain the email's domain (an erased customer's
+        domain is a pseudonym: compared with the pseudonyms of the accounts' domains)."""
+        domain = customer.rpartition("@")[2].lower()
+        if is_erased(domain) and self.pseudonyms is not None:
+            if self._erased_domains is None:
+                self._erased_domains = {erased_domain(self.pseudonyms.domain_pseudonym(d)): d
+                                        for d in self.state.domain_accounts}
+            domain = self._erased_domains.get(domain, domain)
+        accounts = self.state.domain_accounts.get(domain)
         return accounts[0] if accounts else None
+
+    def customer(self, email: str) -> str:
+        """How the figures key a customer: by the keyed pseudonym of the address (domain/personal.py),
+        the same whether the address reads as itself or, once erased, as its tombstone; so the
+        decisions come out the same before and after an erasure, and no address is kept here."""
+        if self.pseudonyms is None or not email or is_erased(email):
+            return email
+        return erased_address(*self.pseudonyms.identity(email))
 
     def _set_account_domains(self, account_id: UUID, domains: list[str]) -> None:
         s = self.state
+        self._erased_domains = None
         rank = s.account_rank.setdefault(account_id, len(s.account_rank))
         before = set(s.account_domains.get(account_id, ()))
         s.account_domains[account_id] = [d.lower() for d in domains]
@@ -771,9 +805,10 @@ def _account_owner(a: Assigner, p: int, e: OwnerChanged) -> list[Outcome]:
 
 @_on(Contact.Created)
 def _contact_created(a: Assigner, p: int, e: Contact.Created) -> list[Outcome]:
-    a.state.contact_emails[e.originator_id] = e.email
-    a.state.contact_owner[e.email] = e.owner_id
-    a.state.contact_account[e.email] = e.account_id
+    customer = a.customer(e.email)
+    a.state.contact_emails[e.originator_id] = customer
+    a.state.contact_owner[customer] = e.owner_id
+    a.state.contact_account[customer] = e.account_id
     return []
 
 
@@ -795,7 +830,7 @@ def _contact_owner(a: Assigner, p: int, e: OwnerChanged) -> list[Outcome]:
 
 @_on(Conversation.Opened)
 def _opened(a: Assigner, p: int, e: Conversation.Opened) -> list[Outcome]:
-    a.state.conversations[e.originator_id] = _Conversation(e.customer_email, e.mailbox_id)
+    a.state.conversations[e.originator_id] = _Conversation(a.customer(e.customer_email), e.mailbox_id)
     return []
 
 
@@ -818,7 +853,7 @@ def _replied(a: Assigner, p: int, e: Reply.Queued) -> list[Outcome]:
         return []
     live = a.state.conversations.get(e.conversation_id)
     arrived = None if live is not None else a.load(e.conversation_id)
-    customer = live.customer_email if live is not None else arrived.customer_email if arrived is not None else ""
+    customer = live.customer_email if live is not None else a.customer(arrived.customer_email) if arrived else ""
     if customer:
         a.state.last_handler[customer] = a._ids.setdefault(e.author_id, e.author_id)
     return []
@@ -860,7 +895,7 @@ def _reopened(a: Assigner, p: int, e: Reopened) -> list[Outcome]:
     arrived = a.load(conversation_id)
     if arrived is not None:
         a.state.conversations[conversation_id] = _Conversation(
-            arrived.customer_email, arrived.mailbox_id, arrived.rule_before(p))
+            a.customer(arrived.customer_email), arrived.mailbox_id, arrived.rule_before(p))
     if a.replaying:
         return []
     previous = e.previous_assignee_id

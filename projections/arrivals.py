@@ -11,6 +11,7 @@ from domain.assigner import Arrived
 from domain.conditions import MessageFacts
 from domain.conversation import Conversation
 from domain.mail import ReceivedMail
+from domain.personal import is_erased
 
 ROUTED: Any = Conversation.Routed  # type: ignore[attr-defined]
 
@@ -32,4 +33,5 @@ def arrival(app: Any, conversation_id: UUID) -> Arrived | None:
                          subject=mail.subject, body=mail.text_from(found), headers=mail.headers_from(found),
                          has_attachment=any(not a.inline for a in mail.attachments))
     routes = tuple((e.decided_at, e.rule_id) for e in events[2:] if isinstance(e, ROUTED))
-    return Arrived(mailbox_id=opened.mailbox_id, customer_email=opened.customer_email, facts=facts, routes=routes)
+    return Arrived(mailbox_id=opened.mailbox_id, customer_email=opened.customer_email, facts=facts, routes=routes,
+                   erased=is_erased(opened.customer_email))

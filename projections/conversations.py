@@ -12,9 +12,11 @@ from uuid import UUID
 from adapters.blobs import read_many
 from domain import events as ev
 from domain.conversation import Conversation, QuarantinedMessage
+from domain.customers import Erasure
 from domain.mail import ReceivedMail
 from domain.reply import Reply
 from domain.values import ConversationStatus as Status
+from projections import erasure
 from projections.tables import Rows, Table
 from projections.view import View, dispatch, on, to_json
 from projections.view import event_id as _id
@@ -180,4 +182,5 @@ class Conversations(View):
         on(ev.REPLY_SENT, reply_sent),
         on(ev.REPLY_FAILED, reply_failed),
         on(ev.REPLY_BOUNCED, reply_failed),
+        on(Erasure.Erased, lambda e, rows: erasure.conversations(e, rows, CONVERSATIONS, MESSAGES)),
     )

@@ -11,10 +11,11 @@ from uuid import UUID
 
 from domain import events as ev
 from domain.agents import Agent, AgentGroup
-from domain.customers import Account, Contact
+from domain.customers import Account, Contact, Erasure
 from domain.mailbox import DEFAULT_FOLDERS, Mailbox
 from domain.routing import RoutingRule, RuleSpec
 from domain.tokens import ApiToken
+from projections import erasure
 from projections.tables import Rows, Table
 from projections.view import On, View, dispatch, on, to_json
 from projections.view import event_id as _id
@@ -203,6 +204,7 @@ class Directory(View):
     tables = (MAILBOXES, AGENTS, GROUPS, MEMBERS, RULES, RULE_MAILBOXES, RULE_GROUPS,
               ACCOUNTS, ACCOUNT_DOMAINS, CONTACTS, TOKENS)
     handlers = dispatch(
+        on(Erasure.Erased, lambda e, rows: erasure.contacts(e, rows, CONTACTS)),
         on(Mailbox.Bound, mailbox_bound),
         on(ev.MAILBOX_SETTINGS_CHANGED, mailbox_settings),
         on(ev.MAILBOX_REPLY_SETTINGS_CHANGED, mailbox_reply),

@@ -41,6 +41,8 @@ from datetime import UTC, datetime, timedelta
 from adapters.blobs import read_many
 from adapters.database import Tx
 from domain.conversation import Conversation
+from domain.customers import Erasure
+from domain.personal import ERASED_TEXT
 from domain.reply import Reply
 from projections.conversations import message_text
 from projections.tables import Rows, Table
@@ -143,6 +145,14 @@ def opened(e: Conversation.Opened, rows: Rows) -> None:
                       "pairs": pairs(rows, head, "")})
 
 
+def erased(e: Erasure.Erased, rows: Rows) -> None:
+    """An erased customer's conversations indexed as a rebuild now indexes them: tombstones only."""
+    head = indexed(f"{ERASED_TEXT} {e.customer}")
+    for cid in e.conversation_ids:
+        if rows.get(SEARCH, str(cid)) is not None:
+            rows.update(SEARCH, str(cid), head=head, body="", pairs=pairs(rows, head, ""))
+
+
 def unquoted(text: str) -> str:
     """The text without its quoted lines ('> ...'): earlier messages of the thread, indexed already."""
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">"))
@@ -177,6 +187,7 @@ class Search(View):
         on(Conversation.Opened, opened),
         on(Conversation.MessageReceived, message_received),
         on(Reply.Queued, reply_queued),
+        on(Erasure.Erased, erased),
     )
 
 

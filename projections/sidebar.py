@@ -4,7 +4,9 @@ each way a source can match a customer (DESIGN 7)."""
 from __future__ import annotations
 
 from domain import events as ev
+from domain.customers import Erasure
 from domain.sidebar import RecordData, SidebarRecord, SidebarSource, SourceSpec
+from projections import erasure
 from projections.tables import Rows, Table
 from projections.view import View, dispatch, on, to_json
 from projections.view import event_id as _id
@@ -81,4 +83,5 @@ class Sidebar(View):
         on(SidebarRecord.Created, record_created),
         on(ev.SIDEBAR_RECORD_UPDATED, record_updated),
         on(ev.SIDEBAR_RECORD_DELETED, record_deleted),
+        on(Erasure.Erased, lambda e, rows: erasure.records(e, rows, RECORDS)),
     )

@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 
 from domain import events as ev
 from domain.conversation import Conversation
+from domain.customers import Erasure
 from domain.reply import Reply
+from projections import erasure
 from projections.tables import Rows, Table
 from projections.view import View, dispatch, on
 from projections.view import event_id as _id
@@ -45,6 +47,7 @@ class Workload(View):
             on(ev.CLOSED, self.closed),
             on(ev.AGENT_DEACTIVATED, self.deactivated),
             on(Reply.Queued, self.replied),
+            on(Erasure.Erased, lambda e, rows: erasure.customers(e, rows, CUSTOMERS, LAST_HANDLER)),
         )
 
     def opened(self, e: Conversation.Opened, rows: Rows) -> None:

@@ -38,7 +38,7 @@ from strawberry.types.graphql import OperationType
 
 from api.graphql import errors
 from api.graphql.assignment import AssignmentMutations, AssignmentQuery
-from api.graphql.audit import AuditQuery
+from api.graphql.audit import AuditMutations, AuditQuery
 from api.graphql.conversations import ConversationQuery
 from api.graphql.cost import BudgetedExecutor, CostLimit, CostModel
 from api.graphql.guards import StorableInput, StorableText
@@ -54,7 +54,7 @@ from api.graphql.tokens import TokenMutations, TokenQuery
 Query = merge_types("Query", (AdminQuery, ConversationQuery, AssignmentQuery, TokenQuery, SidebarQuery, AuditQuery))
 Mutation = merge_types(
     "Mutation", (MailboxMutations, AdminMutations, AssignmentMutations, TokenMutations, ReplyMutations,
-                 SidebarMutations))
+                 SidebarMutations, AuditMutations))
 
 # The limits' validation rules are made once, not per request (as QueryDepthLimiter and
 # MaxAliasesLimiter would), so that a document validated before (same text, same rules) is not

@@ -142,6 +142,11 @@ class AssignerProcess:
         return self.assigner
 
     def _restored(self, position: int) -> tuple[Assigner, int]:
+        assigner, at = self._from_snapshot(position)
+        assigner.pseudonyms = getattr(self.app.mapper, "keyring", None)  # erased customers (domain/personal.py)
+        return assigner, at
+
+    def _from_snapshot(self, position: int) -> tuple[Assigner, int]:
         found = self.snapshots.load(NAME, position)
         if found is not None and found.version == fold.SNAPSHOT_VERSION:
             try:

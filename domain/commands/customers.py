@@ -6,7 +6,7 @@ from uuid import UUID
 
 from domain.agents import Agent
 from domain.commands.base import KEEP, Base, Keep, Written, retrying
-from domain.customers import Account, Contact
+from domain.customers import Account, Contact, Erasure
 from domain.errors import Collector, not_found
 from domain.validation import check_domain, check_email, check_name, normalise_email
 
@@ -80,3 +80,13 @@ class CustomerCommands(Base):
             if not isinstance(owner_id, Keep) and owner_id != contact.owner_id:
                 contact.change_owner(owner_id)
         return Written(contact.id, self._store(contact))
+
+    @retrying()
+    def record_erasure(self, person: str, customer: str, conversation_ids: list[UUID], message_ids: list[UUID],
+                       contact_ids: list[UUID], record_ids: list[UUID], blobs: int) -> Written:
+        """Records that a customer's key and blobs are gone (api/erasure.py did that first)."""
+        erasure = self._find(Erasure.create_id(person))
+        if not isinstance(erasure, Erasure):
+            erasure = Erasure(person)
+        erasure.erase(person, customer, conversation_ids, message_ids, contact_ids, record_ids, blobs)
+        return Written(erasure.id, self._store(erasure))

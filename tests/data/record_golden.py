@@ -12,7 +12,8 @@ golden_events_access_v1.jsonl records the "access" scenario (record_access) when
 by hand gained the admin's override (Assigned v2); golden_events_access_v2.jsonl when tokens
 gained an expiry (Issued v2) and agents their deactivation. golden_events_replies_v1.jsonl
 records the "replies" scenario (issue 10: the outbox's steps); golden_events_sidebar_v1.jsonl the
-"sidebar" scenario (issue 12); golden_events_audit_v1.jsonl the "audit" scenario (issue 14: a seal).
+"sidebar" scenario (issue 12); golden_events_audit_v1.jsonl the "audit" scenario (issue 14: a seal);
+golden_events_erasure_v1.jsonl the "erasure" scenario (issue 14: sealed personal data, an erasure).
 """
 
 from __future__ import annotations
@@ -207,12 +208,29 @@ def record_audit(services: Any) -> None:
     seal(services)
 
 
+def record_erasure(services: Any) -> None:
+    """Erasure (issue 14): a customer's personal data sealed (a contact, a conversation opened by
+    their mail, a record about them), then the customer erased. The keys are not in the file:
+    read back, the sealed fields are tombstones, as after any erasure."""
+    from api.erasure import erase_customer
+
+    app = services.app
+    written, _ = app.bind_mailbox(ADDRESS, "pw", "Help", MailProtocol.IMAP,
+                                  ServerSettings("imap.example.org", 993, TransportSecurity.TLS, ADDRESS))
+    app.upsert_contact("dora@customer.example", "Dora Customer", None, None)
+    app.upsert_record("order", "A-7", "Order A-7", "dora@customer.example", None, None, {"status": "new"}, None)
+    app.take_in(written.id, arrivals([("imap:INBOX:1:1", _mail("erase-1@customer.example", "Forget me", "Please."))],
+                                     ADDRESS, services.blobs))
+    erase_customer(services, "dora@customer.example")
+
+
 SCENARIOS = {"mail": record, "access": record_access, "replies": record_replies, "sidebar": record_sidebar,
-             "audit": record_audit}
+             "audit": record_audit, "erasure": record_erasure}
 
 
 def main(events_path: str, blobs_path: str | None = None, scenario: str = "mail") -> None:
-    """`scenario` "access", "replies", "sidebar" or "audit": its record_* function (no blobs: pass "-" as BLOBS)."""
+    """`scenario` "access", "replies", "sidebar", "audit" or "erasure": its record_* function (no blobs:
+    pass "-" as BLOBS)."""
     with tempfile.TemporaryDirectory() as directory:
         os.environ["MAILROOM_DATABASE_URL"] = f"sqlite:///{directory}/golden.db"
         services = bootstrap(load_settings(), verify_login=lambda *args: None)

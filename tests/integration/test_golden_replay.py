@@ -9,7 +9,8 @@ golden_events_mail_v2.jsonl everything again (bodies in blobs: golden_blobs_v2.j
 golden_events_access_v*.jsonl who may act (issue 8: assignment overrides; see test_golden_access.py),
 golden_events_replies_v*.jsonl the outbox's steps (issue 10; see test_golden_replies.py),
 golden_events_sidebar_v*.jsonl the sidebar's sources and records (issue 12; test_golden_sidebar.py),
-golden_events_audit_v*.jsonl a seal of the log (issue 14).
+golden_events_audit_v*.jsonl a seal of the log (issue 14), golden_events_erasure_v*.jsonl a
+customer's sealed personal data and their erasure (issue 14).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from domain.conversation import OPEN, Conversation, InboundKey, QuarantinedMessa
 from domain.customers import Contact
 from domain.mail import ReceivedMail, conversation_ref, message_key
 from domain.mailbox import Mailbox
+from domain.personal import ERASED_TEXT, is_erased
 from domain.routing import RoutingRule
 from domain.tokens import ApiToken
 from domain.values import AgentStatus, AssignmentStrategy
@@ -45,7 +47,8 @@ ACCESS_LOGS = ["golden_events_access_v1.jsonl", "golden_events_access_v2.jsonl"]
 REPLIES_LOGS = ["golden_events_replies_v1.jsonl"]  # record_golden.py: "replies"
 SIDEBAR_LOGS = ["golden_events_sidebar_v1.jsonl"]  # record_golden.py: "sidebar"
 AUDIT_LOGS = ["golden_events_audit_v1.jsonl"]  # record_golden.py: "audit"
-ALL_LOGS = [DIRECTORY_LOG, *MAIL_LOGS, *ACCESS_LOGS, *REPLIES_LOGS, *SIDEBAR_LOGS, *AUDIT_LOGS]
+ERASURE_LOGS = ["golden_events_erasure_v1.jsonl"]  # record_golden.py: "erasure"
+ALL_LOGS = [DIRECTORY_LOG, *MAIL_LOGS, *ACCESS_LOGS, *REPLIES_LOGS, *SIDEBAR_LOGS, *AUDIT_LOGS, *ERASURE_LOGS]
 
 
 def read_log(name: str) -> list[StoredEvent]:
@@ -197,3 +200,23 @@ def test_mail_log_rebuilds_the_same_conversations(services: Services, name: str)
     expected = json.loads((DATA / name.replace("golden_events_", "golden_conversations_").replace(
         ".jsonl", ".json")).read_text())
     assert view_rows(services, Conversations.name) == expected
+
+
+# --------------------------------------------------------------------- an erased customer (2026-12)
+
+
+def test_an_erased_customers_log_rebuilds_as_tombstones(services: Services) -> None:
+    """Sealed fields whose key is gone read as tombstones: the views hold the conversation, the
+    contact and the record, with nothing of the customer (Dora) in them."""
+    load_golden_log(services, ERASURE_LOGS[0])
+    services.projections.catch_up()
+    conversation = services.database.query("SELECT customer_email, subject FROM rm_conversations")
+    assert len(conversation) == 1 and is_erased(conversation[0]["customer_email"])
+    assert conversation[0]["subject"] == ERASED_TEXT
+    contact = services.database.query("SELECT email, name FROM rm_contacts")
+    assert contact == [{"email": conversation[0]["customer_email"], "name": None}]
+    records = services.database.query("SELECT title, customer_email, fields FROM rm_sidebar_records")
+    assert records == [{"title": ERASED_TEXT, "customer_email": conversation[0]["customer_email"], "fields": "{}"}]
+    everything = str([services.database.query(f"SELECT * FROM {t.name}")
+                      for v in services.projections.views.values() for t in v.tables]).lower()
+    assert "dora" not in everything and "forget me" not in everything

@@ -18,6 +18,7 @@ from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Mapper, Sto
 from eventsourcing.utils import resolve_topic
 
 import domain
+from adapters.sealing import SealingMapper
 from domain import values
 from domain.conversation import Conversation, InboundKey
 from domain.mail import InboundMail, ReceivedMail, content_key, conversation_ref
@@ -250,12 +251,13 @@ MESSAGE_RECEIVED_V1 = (
 
 
 def stored_event_mapper() -> Mapper[UUID]:
-    """The mapper as the application builds it (eventsourcing's transcodings, then mailroom's)."""
+    """The mapper as the application builds it (eventsourcing's transcodings, then mailroom's, and
+    the sealing mapper's: without a keyring, sealed personal data reads as erased)."""
     transcoder = JSONTranscoder()
     for transcoding in (UUIDAsHex(), DatetimeAsISO()):
         transcoder.register(transcoding)
     register_all(transcoder)
-    return Mapper(transcoder)
+    return SealingMapper(transcoder)
 
 
 @pytest.fixture

@@ -1,0 +1,150 @@
+"""Customers' keys, kept outside the log (domain/personal.py says why).
+
+- A customer is known here only by pseudonyms: HMAC-SHA256 of the lower-cased address (person)
+  and of its domain, under a key derived from MAILROOM_SECRET_KEY; never by the address.
+- Each customer has one live data key (random, AES-256-GCM), stored wrapped under a key derived
+  from MAILROOM_SECRET_KEY, like mailbox passwords. Erasing the customer deletes it; a customer
+  who writes again after that gets a new key (new data), and what the old one sealed stays gone.
+- `mailroom_personal_owners` says whose data an aggregate's events hold (a conversation, a reply,
+  a contact, a sidebar record): later events of the aggregate are sealed under the same key, and
+  erasure finds what to tombstone and which blobs to delete.
+
+Keys read for opening are cached for KEY_TTL seconds: another process's erasure takes effect
+here within that time (this process's own, at once). Keys for sealing are read every time, so
+nothing new is sealed under a key another process has just deleted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import threading
+import time
+from uuid import UUID, uuid4
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from adapters.database import Database
+from domain.personal import customer_key
+
+KEYS, OWNERS = "mailroom_customer_keys", "mailroom_personal_owners"
+KEY_TTL = 1.0
+PSEUDONYM_HEX = 20  # 80 bits: no two customers of one installation share one
+
+
+def _derived(secret: str, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret.encode())
+
+
+class KeyLost(ValueError):
+    """A key is stored but cannot be unwrapped: MAILROOM_SECRET_KEY changed (never read as erased)."""
+
+
+class Keyring:
+    def __init__(self, database: Database, secret: str) -> None:
+        self.database = database
+        self._wrap = AESGCM(_derived(secret, b"mailroom-customer-keys-v1"))
+        self._pseudonym_key = _derived(secret, b"mailroom-pseudonyms-v1")
+        self._opened: dict[str, tuple[float, AESGCM | None]] = {}  # key id -> (read at, key; None: erased)
+        self._owners: dict[UUID, tuple[str, str]] = {}  # never changes once recorded
+        self._lock = threading.Lock()
+
+    def create_tables(self) -> None:
+        with self.database.transaction() as tx:
+            tx.execute(f"CREATE TABLE IF NOT EXISTS {KEYS} (person TEXT PRIMARY KEY, key_id TEXT NOT NULL UNIQUE, "
+                       "wrapped TEXT NOT NULL)")
+            tx.execute(f"CREATE TABLE IF NOT EXISTS {OWNERS} (aggregate_id TEXT PRIMARY KEY, person TEXT NOT NULL, "
+                       "domain TEXT NOT NULL)")
+            tx.execute(f"CREATE INDEX IF NOT EXISTS {OWNERS}_person ON {OWNERS} (person)")
+
+    # ------------------------------------------------------------------ pseudonyms
+
+    def pseudonym(self, text: str) -> str:
+        return hmac.new(self._pseudonym_key, text.encode(), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX]
+
+    def identity(self, address: str) -> tuple[str, str]:
+        """(person, domain) pseudonyms of an address."""
+        address = customer_key(address)
+        return self.pseudonym("address:" + address), self.domain_pseudonym(address.rpartition("@")[2])
+
+    def domain_pseudonym(self, domain: str) -> str:
+        return self.pseudonym("domain:" + domain.strip().lower())
+
+    # ------------------------------------------------------------------ keys
+
+    def sealing_key(self, person: str) -> tuple[str, AESGCM]:
+        """The customer's live key (created on first use): (key id, key)."""
+        rows = self.database.query(f"SELECT key_id, wrapped FROM {KEYS} WHERE person = ?", (person,))
+        if not rows:
+            key_id, raw = str(uuid4()), AESGCM.generate_key(bit_length=256)
+            nonce = os.urandom(12)
+            wrapped = base64.b64encode(nonce + self._wrap.encrypt(nonce, raw, key_id.encode())).decode()
+            with self.database.transaction() as tx:  # two writers at once: the first one's key serves both
+                tx.execute(f"INSERT INTO {KEYS} (person, key_id, wrapped) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                           (person, key_id, wrapped))
+            rows = self.database.query(f"SELECT key_id, wrapped FROM {KEYS} WHERE person = ?", (person,))
+        key_id = str(rows[0]["key_id"])
+        return key_id, self._unwrapped(key_id, str(rows[0]["wrapped"]))
+
+    def opening_key(self, key_id: str) -> AESGCM | None:
+        """The key with this id, or None: erased."""
+        now = time.monotonic()
+        cached = self._opened.get(key_id)
+        if cached is not None and (cached[1] is None or now - cached[0] < KEY_TTL):
+            return cached[1]  # an erased key never comes back: ids are never reused
+        rows = self.database.query(f"SELECT wrapped FROM {KEYS} WHERE key_id = ?", (key_id,))
+        key = self._unwrapped(key_id, str(rows[0]["wrapped"])) if rows else None
+        with self._lock:
+            if len(self._opened) > 100_000:
+                self._opened.clear()
+            self._opened[key_id] = (now, key)
+        return key
+
+    def _unwrapped(self, key_id: str, wrapped: str) -> AESGCM:
+        data = base64.b64decode(wrapped)
+        try:
+            return AESGCM(self._wrap.decrypt(data[:12], data[12:], key_id.encode()))
+        except InvalidTag:
+            raise KeyLost("a customer key cannot be unwrapped: MAILROOM_SECRET_KEY changed?") from None
+
+    def erase(self, person: str) -> None:
+        """Deletes the customer's key: what it sealed reads as tombstones from now on."""
+        rows = self.database.query(f"SELECT key_id FROM {KEYS} WHERE person = ?", (person,))
+        with self.database.transaction() as tx:
+            tx.execute(f"DELETE FROM {KEYS} WHERE person = ?", (person,))
+        with self._lock:
+            for r in rows:
+                self._opened[str(r["key_id"])] = (time.monotonic(), None)
+
+    # ------------------------------------------------------------------ owners
+
+    def own(self, aggregate_id: UUID, person: str, domain: str) -> None:
+        if self._owners.get(aggregate_id) == (person, domain):
+            return
+        with self.database.transaction() as tx:
+            tx.execute(f"INSERT INTO {OWNERS} (aggregate_id, person, domain) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                       (str(aggregate_id), person, domain))
+        self._owners[aggregate_id] = (person, domain)
+
+    def owner(self, aggregate_id: UUID) -> tuple[str, str] | None:
+        found = self._owners.get(aggregate_id)
+        if found is None:
+            rows = self.database.query(f"SELECT person, domain FROM {OWNERS} WHERE aggregate_id = ?",
+                                       (str(aggregate_id),))
+            if not rows:
+                return None
+            found = (str(rows[0]["person"]), str(rows[0]["domain"]))
+            with self._lock:
+                if len(self._owners) > 100_000:
+                    self._owners.clear()
+                self._owners[aggregate_id] = found
+        return found
+
+    def owned_by(self, person: str) -> list[UUID]:
+        rows = self.database.query(f"SELECT aggregate_id FROM {OWNERS} WHERE person = ?", (person,))
+        return [UUID(str(r["aggregate_id"])) for r in rows]
