@@ -9,6 +9,10 @@
   a contact, a sidebar record): later events of the aggregate are sealed under the same key, and
   erasure finds what to tombstone and which blobs to delete.
 
+The keyring has connections of its own, one per thread, not the pool's: events are decoded
+(and keys read) inside the views' write transactions, and asking the SQLite pool for a second
+connection while holding its writer deadlocks.
+
 Keys read for opening are cached for KEY_TTL seconds: another process's erasure takes effect
 here within that time (this process's own, at once). Keys for sealing are read every time, so
 nothing new is sealed under a key another process has just deleted.
@@ -20,8 +24,10 @@ import base64
 import hashlib
 import hmac
 import os
+import sqlite3
 import threading
 import time
+from typing import Any
 from uuid import UUID, uuid4
 
 from cryptography.exceptions import InvalidTag
@@ -53,6 +59,53 @@ class Keyring:
         self._opened: dict[str, tuple[float, AESGCM | None]] = {}  # key id -> (read at, key; None: erased)
         self._owners: dict[UUID, tuple[str, str]] = {}  # never changes once recorded
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[Any] = []
+
+    # ------------------------------------------------------------------ its own connections
+
+    def _connection(self) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            if self.database.is_postgres:
+                connection = self.database.connect()
+            else:
+                pool: Any = self.database.datastore.pool
+                if pool.is_sqlite_memory_mode:  # one database per connection: the pool's it must be
+                    return None
+                connection = sqlite3.connect(pool.db_name, uri=True, check_same_thread=False, isolation_level=None,
+                                             timeout=30)
+                connection.row_factory = sqlite3.Row
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        connection = self._connection()
+        if connection is None:
+            return self.database.query(sql, params)
+        if self.database.is_postgres:
+            return [dict(r) for r in connection.execute(sql.replace("?", "%s"), params).fetchall()]
+        return [dict(r) for r in connection.execute(sql, params).fetchall()]
+
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
+        """One statement, committed on its own."""
+        connection = self._connection()
+        if connection is None:
+            with self.database.transaction() as tx:
+                tx.execute(sql, params)
+        elif self.database.is_postgres:
+            connection.execute(sql.replace("?", "%s"), params)
+        else:
+            connection.execute(sql, params)
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
+        self._local = threading.local()
 
     def create_tables(self) -> None:
         with self.database.transaction() as tx:
@@ -79,15 +132,15 @@ class Keyring:
 
     def sealing_key(self, person: str) -> tuple[str, AESGCM]:
         """The customer's live key (created on first use): (key id, key)."""
-        rows = self.database.query(f"SELECT key_id, wrapped FROM {KEYS} WHERE person = ?", (person,))
+        rows = self._query(f"SELECT key_id, wrapped FROM {KEYS} WHERE person = ?", (person,))
         if not rows:
             key_id, raw = str(uuid4()), AESGCM.generate_key(bit_length=256)
             nonce = os.urandom(12)
             wrapped = base64.b64encode(nonce + self._wrap.encrypt(nonce, raw, key_id.encode())).decode()
-            with self.database.transaction() as tx:  # two writers at once: the first one's key serves both
-                tx.execute(f"INSERT INTO {KEYS} (person, key_id, wrapped) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                           (person, key_id, wrapped))
-            rows = self.database.query(f"SELECT key_id, wrapped FROM {KEYS} WHERE person = ?", (person,))
+            # two writers at once: the first one's key serves both
+            self._execute(f"INSERT INTO {KEYS} (person, key_id, wrapped) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                          (person, key_id, wrapped))
+            rows = self._query(f"SELECT key_id, wrapped FROM {KEYS} WHERE person = ?", (person,))
         key_id = str(rows[0]["key_id"])
         return key_id, self._unwrapped(key_id, str(rows[0]["wrapped"]))
 
@@ -97,7 +150,7 @@ class Keyring:
         cached = self._opened.get(key_id)
         if cached is not None and (cached[1] is None or now - cached[0] < KEY_TTL):
             return cached[1]  # an erased key never comes back: ids are never reused
-        rows = self.database.query(f"SELECT wrapped FROM {KEYS} WHERE key_id = ?", (key_id,))
+        rows = self._query(f"SELECT wrapped FROM {KEYS} WHERE key_id = ?", (key_id,))
         key = self._unwrapped(key_id, str(rows[0]["wrapped"])) if rows else None
         with self._lock:
             if len(self._opened) > 100_000:
@@ -114,9 +167,8 @@ class Keyring:
 
     def erase(self, person: str) -> None:
         """Deletes the customer's key: what it sealed reads as tombstones from now on."""
-        rows = self.database.query(f"SELECT key_id FROM {KEYS} WHERE person = ?", (person,))
-        with self.database.transaction() as tx:
-            tx.execute(f"DELETE FROM {KEYS} WHERE person = ?", (person,))
+        rows = self._query(f"SELECT key_id FROM {KEYS} WHERE person = ?", (person,))
+        self._execute(f"DELETE FROM {KEYS} WHERE person = ?", (person,))
         with self._lock:
             for r in rows:
                 self._opened[str(r["key_id"])] = (time.monotonic(), None)
@@ -126,16 +178,14 @@ class Keyring:
     def own(self, aggregate_id: UUID, person: str, domain: str) -> None:
         if self._owners.get(aggregate_id) == (person, domain):
             return
-        with self.database.transaction() as tx:
-            tx.execute(f"INSERT INTO {OWNERS} (aggregate_id, person, domain) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                       (str(aggregate_id), person, domain))
+        self._execute(f"INSERT INTO {OWNERS} (aggregate_id, person, domain) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                      (str(aggregate_id), person, domain))
         self._owners[aggregate_id] = (person, domain)
 
     def owner(self, aggregate_id: UUID) -> tuple[str, str] | None:
         found = self._owners.get(aggregate_id)
         if found is None:
-            rows = self.database.query(f"SELECT person, domain FROM {OWNERS} WHERE aggregate_id = ?",
-                                       (str(aggregate_id),))
+            rows = self._query(f"SELECT person, domain FROM {OWNERS} WHERE aggregate_id = ?", (str(aggregate_id),))
             if not rows:
                 return None
             found = (str(rows[0]["person"]), str(rows[0]["domain"]))
@@ -146,5 +196,5 @@ class Keyring:
         return found
 
     def owned_by(self, person: str) -> list[UUID]:
-        rows = self.database.query(f"SELECT aggregate_id FROM {OWNERS} WHERE person = ?", (person,))
+        rows = self._query(f"SELECT aggregate_id FROM {OWNERS} WHERE person = ?", (person,))
         return [UUID(str(r["aggregate_id"])) for r in rows]

@@ -45,4 +45,5 @@ class Services:
         return [*self.projections.followers.values(), self.assigner, self.outbox, self.chain]
 
     def close(self) -> None:
+        self.keyring.close()
         self.app.close()
