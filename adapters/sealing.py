@@ -13,10 +13,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import Cipher, Compressor, JSONTranscoder, Mapper, StoredEvent, Transcoder, Transcoding
 from eventsourcing.utils import get_topic
 
@@ -35,10 +37,18 @@ class SealedValue(Transcoding):
     def __init__(self, transcoder: Transcoder) -> None:
         self.transcoder = transcoder
         self.keyring: Keyring | None = None  # given when the database is there (api/bootstrap.py)
+        self._event = threading.local()  # the keys found while one event is encoded
+
+    def forget_keys(self) -> None:
+        """Called after each event: the next one looks its keys up again (one may be erased by now)."""
+        self._event.__dict__.pop("keys", None)
 
     def encode(self, obj: Personal) -> dict[str, str]:
         assert self.keyring is not None, "personal data sealed without a keyring"
-        key_id, key = self.keyring.sealing_key(obj.person)
+        keys: dict[str, tuple[str, AESGCM]] = self._event.__dict__.setdefault("keys", {})
+        if obj.person not in keys:  # one lookup per event, not per field
+            keys[obj.person] = self.keyring.sealing_key(obj.person)
+        key_id, key = keys[obj.person]
         nonce = os.urandom(12)
         sealed = nonce + key.encrypt(nonce, self.transcoder.encode(obj.value), key_id.encode())
         return {"i": key_id, "p": obj.person, "d": obj.domain, "k": obj.kind, "c": base64.b64encode(sealed).decode()}
@@ -157,7 +167,10 @@ class SealingMapper(Mapper[UUID]):
         if class_version > 1:
             state["class_version"] = class_version
         rule(self.keyring, originator_id, state)
-        stored = self.transcoder.encode(state)
+        try:
+            stored = self.transcoder.encode(state)
+        finally:
+            self.sealed.forget_keys()
         if self.compressor:
             stored = self.compressor.compress(stored)
         if self.cipher:

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from adapters.database import Row
 from adapters.sidebar_http import FetchedRecord, SidebarFetcher, SourceError, fill_template
+from domain.personal import is_erased
 from domain.ports import SecretStore
 from projections.sidebar_queries import Customer, SidebarQueries
 
@@ -72,7 +73,9 @@ class SidebarResolver:
             return [self._section(source, [self._pushed(r, configured) for r in found.get(c.key(
                 source["match_by"]) or "", [])]) for c in who]
         auth = await asyncio.to_thread(self._auth, source["auth_ref"])
-        urls = [fill_template(source["url_template"] or "", c.placeholders()) for c in who]
+        # an erased customer's pseudonym is never sent to another system: nothing to show
+        urls = [None if is_erased(c.email) else fill_template(source["url_template"] or "", c.placeholders())
+                for c in who]
         distinct = list(dict.fromkeys(u for u in urls if u is not None))
         answers = dict(zip(distinct, await self.fetcher.fetch_all([(u, auth) for u in distinct]), strict=True))
         out = []

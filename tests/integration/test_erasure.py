@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import random
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -230,4 +234,31 @@ def test_an_erasure_cut_short_at_any_step_is_finished_by_running_it_again(
     assert leaks(read_models(services)) == []
     for cid in scene.jane:
         assert run(services, CONVERSATION, ADMIN, id=str(cid))["conversation"]["subject"] == ERASED_TEXT
+    assert audit.verify(services).ok
+
+
+def test_kill_9_during_an_erasure_leaves_it_done_or_retryable(services: Services, smtp: SmtpSink) -> None:
+    """`mailroom customer erase` in a process of its own, killed (SIGKILL) as soon as Jane's
+    first blob is gone (mid-erasure), then at a random moment; running it again finishes it."""
+    scene = Scene(services, smtp)
+    first_blob = services.database.query("SELECT raw_blob FROM rm_messages WHERE conversation_id = ? AND seq = 0",
+                                         (str(scene.jane[0]),))[0]["raw_blob"]
+    command = [sys.executable, "-m", "api.cli", "customer", "erase", JANE]
+    erasing = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while services.blobs.size(first_blob) is not None and erasing.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    erasing.kill()
+    erasing.wait()
+    again = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(random.uniform(0.2, 2.0))
+    again.kill()
+    again.wait()
+    finished = subprocess.run(command, env=os.environ.copy(), capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 0, finished.stderr
+    assert "erased as erased-" in finished.stdout
+    scene.settle()
+    assert leaks(read_models(services)) == []
+    assert services.blobs.size(first_blob) is None and services.blobs.get(blob_key(LOGO)) == LOGO
+    assert run(services, CONVERSATION, ADMIN, id=str(scene.olga))["conversation"]["customerEmail"] == OLGA
     assert audit.verify(services).ok
