@@ -8,14 +8,17 @@
 - `mailroom_personal_owners` says whose data an aggregate's events hold (a conversation, a reply,
   a contact, a sidebar record): later events of the aggregate are sealed under the same key, and
   erasure finds what to tombstone and which blobs to delete.
+- A new customer's key and an aggregate's owner are stored with the events that need them, in
+  their transaction (adapters/recorders.py), which also checks that every key the events were
+  sealed with still exists: nothing is stored sealed under a key erased meanwhile.
 
 The keyring has connections of its own, one per thread, not the pool's: events are decoded
 (and keys read) inside the views' write transactions, and asking the SQLite pool for a second
 connection while holding its writer deadlocks.
 
 Keys read for opening are cached for KEY_TTL seconds: another process's erasure takes effect
-here within that time (this process's own, at once). Keys for sealing are read every time, so
-nothing new is sealed under a key another process has just deleted.
+here within that time (this process's own, at once). Keys for sealing are cached too: the check
+in the events' transaction catches one erased since.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -34,6 +38,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from eventsourcing.persistence import IntegrityError
 
 from adapters.database import Database
 from domain.personal import customer_key
@@ -58,6 +63,8 @@ class Keyring:
         self._pseudonym_key = _derived(secret, b"mailroom-pseudonyms-v1")
         self._opened: dict[str, tuple[float, AESGCM | None]] = {}  # key id -> (read at, key; None: erased)
         self._owners: dict[UUID, tuple[str, str]] = {}  # never changes once recorded
+        self._sealing: dict[str, tuple[str, AESGCM]] = {}  # person -> live key, checked as events are stored
+        self._pending = threading.local()  # what this thread's events being encoded need stored with them
         self._lock = threading.Lock()
         self._local = threading.local()
         self._connections: list[Any] = []
@@ -131,18 +138,63 @@ class Keyring:
     # ------------------------------------------------------------------ keys
 
     def sealing_key(self, person: str) -> tuple[str, AESGCM]:
-        """The customer's live key (created on first use): (key id, key)."""
-        rows = self._query(f"SELECT key_id, wrapped FROM {KEYS} WHERE person = ?", (person,))
-        if not rows:
-            key_id, raw = str(uuid4()), AESGCM.generate_key(bit_length=256)
-            nonce = os.urandom(12)
-            wrapped = base64.b64encode(nonce + self._wrap.encrypt(nonce, raw, key_id.encode())).decode()
-            # two writers at once: the first one's key serves both
-            self._execute(f"INSERT INTO {KEYS} (person, key_id, wrapped) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                          (person, key_id, wrapped))
+        """The customer's live key: (key id, key). A new customer's key is made here and stored
+        with the events it seals (`store_pending`), which also checks that every key they use
+        still exists: one erased meanwhile, or made first by another process, fails the save."""
+        pending = self._work()
+        found = pending.new_keys.get(person) or self._sealing.get(person)
+        if found is None:
             rows = self._query(f"SELECT key_id, wrapped FROM {KEYS} WHERE person = ?", (person,))
-        key_id = str(rows[0]["key_id"])
-        return key_id, self._unwrapped(key_id, str(rows[0]["wrapped"]))
+            if rows:
+                found = str(rows[0]["key_id"]), self._unwrapped(str(rows[0]["key_id"]), str(rows[0]["wrapped"]))
+                with self._lock:
+                    if len(self._sealing) > 100_000:
+                        self._sealing.clear()
+                    self._sealing[person] = found
+            else:
+                key_id, raw = str(uuid4()), AESGCM.generate_key(bit_length=256)
+                nonce = os.urandom(12)
+                pending.wrapped[person] = base64.b64encode(nonce + self._wrap.encrypt(nonce, raw, key_id.encode())
+                                                           ).decode()
+                found = pending.new_keys[person] = key_id, AESGCM(raw)
+        pending.used[found[0]] = person
+        return found
+
+    def _work(self) -> Any:
+        work = self._pending
+        if not hasattr(work, "used"):
+            work.used, work.new_keys, work.wrapped, work.owners = {}, {}, {}, []
+        return work
+
+    def store_pending(self, execute: Callable[[str, Sequence[Any]], list[Any]]) -> None:
+        """In the transaction storing this thread's encoded events (adapters/recorders.py; `execute`
+        runs one statement there, with ? placeholders, and answers its rows): their owners and new
+        keys, then the check that every key they were sealed with is there. IntegrityError (the
+        save fails, nothing is stored, a retry encodes again) if one is not."""
+        work = self._work()
+        owners, new_keys, wrapped, used = work.owners, work.new_keys, work.wrapped, work.used
+        work.used, work.new_keys, work.wrapped, work.owners = {}, {}, {}, []
+        for aggregate_id, person, domain in owners:
+            execute(f"INSERT INTO {OWNERS} (aggregate_id, person, domain) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    (aggregate_id, person, domain))
+        for person, (key_id, _) in new_keys.items():
+            execute(f"INSERT INTO {KEYS} (person, key_id, wrapped) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    (person, key_id, wrapped[person]))
+        if not used:
+            return
+        ids = sorted(used)
+        marks = ", ".join("?" for _ in ids)
+        rows = execute(f"SELECT key_id FROM {KEYS} WHERE key_id IN ({marks})", ids)
+        present = {str(next(iter(r.values())) if isinstance(r, dict) else r[0]) for r in rows}
+        missing = [i for i in ids if i not in present]
+        if missing:
+            with self._lock:
+                for key_id in missing:
+                    self._sealing.pop(used[key_id], None)
+            raise IntegrityError("a customer key was erased, or made first by another process: encode again")
+        with self._lock:
+            for person, found in new_keys.items():
+                self._sealing[person] = found
 
     def opening_key(self, key_id: str) -> AESGCM | None:
         """The key with this id, or None: erased."""
@@ -170,17 +222,16 @@ class Keyring:
         rows = self._query(f"SELECT key_id FROM {KEYS} WHERE person = ?", (person,))
         self._execute(f"DELETE FROM {KEYS} WHERE person = ?", (person,))
         with self._lock:
+            self._sealing.pop(person, None)
             for r in rows:
                 self._opened[str(r["key_id"])] = (time.monotonic(), None)
 
     # ------------------------------------------------------------------ owners
 
     def own(self, aggregate_id: UUID, person: str, domain: str) -> None:
-        if self._owners.get(aggregate_id) == (person, domain):
-            return
-        self._execute(f"INSERT INTO {OWNERS} (aggregate_id, person, domain) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                      (str(aggregate_id), person, domain))
+        """Records whose data the aggregate's events hold, with the event being encoded."""
         self._owners[aggregate_id] = (person, domain)
+        self._work().owners.append((str(aggregate_id), person, domain))
 
     def owner(self, aggregate_id: UUID) -> tuple[str, str] | None:
         found = self._owners.get(aggregate_id)

@@ -20,6 +20,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
+from adapters.keyring import Keyring
 from domain.commands.base import PositionMoved
 
 POSITIONS = "rm_positions"
@@ -57,10 +58,22 @@ def _moved(advance: Advance) -> PositionMoved:
     return PositionMoved(f"follower {advance.name} is no longer at {advance.expected}")
 
 
+def _sqlite_rows(c: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+    c.execute(sql, params)
+    return list(c.fetchall())
+
+
+def _rows(curs: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+    # In psycopg's pipeline mode (the recorder's) a result is there once fetched, not before.
+    curs.execute(sql, params)
+    return list(curs.fetchall()) if sql.lstrip().upper().startswith("SELECT") else []
+
+
 class SQLiteRecorder(SQLiteApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.signal = LogSignal()
+        self.keyring: Keyring | None = None  # given by api/bootstrap.py
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         ids = super().insert_events(stored_events, **kwargs)
@@ -74,6 +87,8 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             c.execute(ADVANCE_SQL.replace("%s", "?"), (advance.new, advance.name, advance.expected))
             if c.fetchone() is None:
                 raise _moved(advance)
+        if self.keyring is not None:  # owners and keys of the personal data sealed in the events
+            self.keyring.store_pending(lambda sql, params: _sqlite_rows(c, sql, params))
         return super()._insert_events(c, stored_events, **kwargs)
 
 
@@ -81,6 +96,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.signal = LogSignal()
+        self.keyring: Keyring | None = None  # given by api/bootstrap.py
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if kwargs.get("advance") is not None:
@@ -96,6 +112,8 @@ class PostgresRecorder(PostgresApplicationRecorder):
             curs.execute(ADVANCE_SQL, (advance.new, advance.name, advance.expected))
             if curs.fetchone() is None:
                 raise _moved(advance)
+        if self.keyring is not None:
+            self.keyring.store_pending(lambda sql, params: _rows(curs, sql.replace("?", "%s"), params))
         super()._insert_events(curs, stored_events, **kwargs)
 
 

@@ -26,6 +26,8 @@ from adapters.keyring import Keyring
 from domain.personal import Kind, Personal, tombstone
 
 SEALING_MAPPER_TOPIC = "adapters.sealing:SealingMapper"
+OPENED_KEPT = 50_000
+_MISSING = object()
 A, T, OPT, L, J = Kind.ADDRESS, Kind.TEXT, Kind.OPTIONAL, Kind.LIST, Kind.JSON
 Who = tuple[str, str]  # (person, domain) pseudonyms
 
@@ -38,6 +40,7 @@ class SealedValue(Transcoding):
         self.transcoder = transcoder
         self.keyring: Keyring | None = None  # given when the database is there (api/bootstrap.py)
         self._event = threading.local()  # the keys found while one event is encoded
+        self._opened: dict[str, Any] = {}  # ciphertext -> value, while its key lives
 
     def forget_keys(self) -> None:
         """Called after each event: the next one looks its keys up again (one may be erased by now)."""
@@ -57,8 +60,16 @@ class SealedValue(Transcoding):
         key = self.keyring.opening_key(data["i"]) if self.keyring is not None else None
         if key is None:
             return tombstone(data["k"], data["p"], data["d"])
-        sealed = base64.b64decode(data["c"])
-        return self.transcoder.decode(key.decrypt(sealed[:12], sealed[12:], data["i"].encode()))
+        # Every view decodes every event: a value opened once is kept (by its ciphertext, unique
+        # by its nonce) while its key lives; the key is looked up first, so erasure still wins.
+        value = self._opened.get(data["c"], _MISSING)
+        if value is _MISSING:
+            sealed = base64.b64decode(data["c"])
+            value = self.transcoder.decode(key.decrypt(sealed[:12], sealed[12:], data["i"].encode()))
+            if len(self._opened) >= OPENED_KEPT:
+                self._opened.clear()
+            self._opened[data["c"]] = value
+        return list(value) if isinstance(value, list) else value
 
 
 # ---------------------------------------------------------------------- which fields, whose key

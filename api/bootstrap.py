@@ -91,6 +91,7 @@ def _wired(settings: Settings, env: dict[str, str], verify_login: LoginVerifier 
     mapper = app.mapper
     assert isinstance(mapper, SealingMapper)
     mapper.use(keyring)
+    app.recorder.keyring = keyring  # type: ignore[attr-defined]  # stores keys and owners with the events
     app.verify_login = verify_login or real_login(settings)
     # Tests that fake the login fake discovery too (None: address and password alone is refused).
     app.discover = discover if discover is not None or verify_login is not None else real_discovery(settings)

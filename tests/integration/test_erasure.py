@@ -262,3 +262,16 @@ def test_kill_9_during_an_erasure_leaves_it_done_or_retryable(services: Services
     assert services.blobs.size(first_blob) is None and services.blobs.get(blob_key(LOGO)) == LOGO
     assert run(services, CONVERSATION, ADMIN, id=str(scene.olga))["conversation"]["customerEmail"] == OLGA
     assert audit.verify(services).ok
+
+
+def test_mail_sealed_under_a_key_erased_meanwhile_is_sealed_again_under_a_new_key(services: Services,
+                                                                                  smtp: SmtpSink) -> None:
+    """Another process erases Jane while this one holds her key (cached for sealing): the events'
+    transaction finds the key gone, the save fails whole, the retry seals under a new key."""
+    scene = Scene(services, smtp)
+    with services.database.transaction() as tx:  # as `mailroom customer erase` elsewhere deletes it
+        tx.execute("DELETE FROM mailroom_customer_keys")
+    later = scene.take_in(JANE, "Jane Roe", "Pineapple once more", "still here", {})
+    shown = run(services, CONVERSATION, ADMIN, id=str(later))["conversation"]
+    assert shown["customerEmail"] == JANE and shown["subject"] == "Pineapple once more"
+    assert len(services.database.query("SELECT key_id FROM mailroom_customer_keys")) == 1  # Jane's new key
