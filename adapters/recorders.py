@@ -64,9 +64,14 @@ def _sqlite_rows(c: Any, sql: str, params: Sequence[Any]) -> list[Any]:
 
 
 def _rows(curs: Any, sql: str, params: Sequence[Any]) -> list[Any]:
-    # In psycopg's pipeline mode (the recorder's) a result is there once fetched, not before.
-    curs.execute(sql, params)
-    return list(curs.fetchall()) if sql.lstrip().upper().startswith("SELECT") else []
+    # psycopg's pipeline mode (the recorder's): a query's rows are read from a cursor of its own
+    # (the recorder's cursor has the earlier statements' results queued).
+    if not sql.lstrip().upper().startswith("SELECT"):
+        curs.execute(sql, params)
+        return []
+    with curs.connection.cursor() as query:
+        query.execute(sql, params)
+        return list(query.fetchall())
 
 
 class SQLiteRecorder(SQLiteApplicationRecorder):
