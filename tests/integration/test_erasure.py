@@ -275,3 +275,19 @@ def test_mail_sealed_under_a_key_erased_meanwhile_is_sealed_again_under_a_new_ke
     shown = run(services, CONVERSATION, ADMIN, id=str(later))["conversation"]
     assert shown["customerEmail"] == JANE and shown["subject"] == "Pineapple once more"
     assert len(services.database.query("SELECT key_id FROM mailroom_customer_keys")) == 1  # Jane's new key
+
+
+def test_many_new_customers_in_one_save_each_get_a_key_and_an_owner(services: Services) -> None:
+    """One take_in batch opens conversations for many new customers: their keys and owners are
+    stored with the events in one transaction, and each reads back as itself."""
+    app = services.app
+    written, _ = app.bind_mailbox(ADDRESS, "pw", "Acme Support", MailProtocol.IMAP, IMAP, None)
+    senders = [f"customer{n}@many.example" for n in range(30)]
+    result = app.take_in(written.id, arrivals([(f"imap:INBOX:1:{n}", mail(s, f"Customer {n}", f"Hello {n}", "hi", {}))
+                                               for n, s in enumerate(senders)], ADDRESS, services.blobs))
+    assert result.taken == len(senders)
+    assert services.projections.wait_for(result.position)
+    shown = {r["customer_email"] for r in services.database.query("SELECT customer_email FROM rm_conversations")}
+    assert shown == set(senders)
+    assert len(services.database.query("SELECT person FROM mailroom_customer_keys")) == len(senders)
+    assert len(services.database.query("SELECT aggregate_id FROM mailroom_personal_owners")) == len(senders)
