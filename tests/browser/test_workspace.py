@@ -1,8 +1,8 @@
 """The web front end in chromium against a real `mailroom serve`, the test Dovecot and the test
 SMTP server: an admin signs in and binds a mailbox through the form (advanced settings, as
 discovery finds nothing for a test domain), creates agents, groups and a rule; a mail arrives and
-shows in the agent's inbox without a reload (conversationChanges over graphql-transport-ws); the
-agent opens it, replies and sees SENT; an agent of another group never sees it; search finds it;
+shows in the agent's inbox without a reload (conversationChanges over graphql-transport-ws), unread; the
+agent opens it (read), replies and sees SENT; an agent of another group never sees it; search finds it;
 a revoked token returns to sign-in; the first render of a 50-conversation inbox is timed."""
 
 from __future__ import annotations
@@ -159,10 +159,16 @@ def test_admin_sets_up_agents_work_live(desk: dict[str, Any], browser: Any, arti
     arrived = time.monotonic()
     rows(ann).filter(has_text=subject).wait_for(timeout=LIVE_TIMEOUT)
     print(f"\nmail appended -> row shown live: {time.monotonic() - arrived:.2f} s (poll every 1 s)")
+    # The new row is unread (read state kept in this browser: the API has none), until opened.
+    unread_row = ann.get_by_role("link", name=f"Unread: {subject}")
+    unread_row.wait_for()
 
     # Open it (keyboard: j), reply (r), see QUEUED then SENT live.
     ann.keyboard.press("j")
     ann.get_by_role("heading", name=subject).wait_for()
+    unread_row.wait_for(state="detached")
+    assert rows(ann).filter(has_text=subject).get_by_text("Unread").count() == 0
+    assert ann.evaluate(f"!!localStorage.getItem('mailroom.read.agent.{agents['ann']}')")
     ann.get_by_text("the total misses the discount").wait_for()
     ann.get_by_text("Order #1042").wait_for()
     ann.get_by_text("assigned to ann").wait_for()

@@ -6,6 +6,7 @@ import type { Viewer } from "./App";
 import { navigate } from "./route";
 import { ConversationView } from "./Conversation";
 import { formatTime } from "./format";
+import { readKey, useReadState } from "./unread";
 
 export const InboxRow = graphql(`
   fragment InboxRow on Conversation {
@@ -64,6 +65,7 @@ export function Workspace({ me, token, openId }: { me: Viewer; token: string; op
   const [error, setError] = useState<string | null>(null);
   const [changeSeq, setChangeSeq] = useState(0);
   const [reloadSeq, setReloadSeq] = useState(0);
+  const { isUnread, markRead } = useReadState(readKey(agentId, token));
 
   const filter = useMemo<ConversationFilter>(() => {
     const f: ConversationFilter = {};
@@ -141,6 +143,12 @@ export function Workspace({ me, token, openId }: { me: Viewer; token: string; op
     return event;
   });
 
+  // Opening a conversation reads it, and so does a message arriving while it is open.
+  const openAt = rows.find((r) => r.id === openId)?.lastMessageAt;
+  useEffect(() => {
+    if (openId && openAt) markRead(openId, openAt);
+  }, [openId, openAt, markRead]);
+
   // Keyboard: j/k next/previous conversation, r reply, c close (see ConversationView).
   useEffect(() => {
     function onKey(event: KeyboardEvent) {
@@ -207,21 +215,25 @@ export function Workspace({ me, token, openId }: { me: Viewer; token: string; op
         </p>
         {error && <p role="alert" className="error">{error}</p>}
         <ul className="rows" aria-label="Conversations">
-          {rows.map((r) => (
-            <li key={r.id} id={`row-${r.id}`} className={r.id === openId ? "row selected" : "row"}>
-              <a href={`#/inbox/${r.id}`} aria-current={r.id === openId ? "true" : undefined} data-testid="conversation-row">
-                <span className="row-subject">{r.subject || "(no subject)"}</span>
-                <span className="row-line">
-                  <span className="row-customer">{r.customerEmail}</span>
-                  <time dateTime={r.lastMessageAt}>{formatTime(r.lastMessageAt)}</time>
-                </span>
-                <span className="row-line">
-                  <span className={`badge status-${r.status}`}>{r.status.toLowerCase()}</span>
-                  <span className="row-assignee">{r.assignee ? r.assignee.name : "unassigned"}</span>
-                </span>
-              </a>
-            </li>
-          ))}
+          {rows.map((r) => {
+            const unread = r.id !== openId && isUnread(r.id, r.lastMessageAt);
+            return (
+              <li key={r.id} id={`row-${r.id}`} className={`row${r.id === openId ? " selected" : ""}${unread ? " unread" : ""}`}>
+                <a href={`#/inbox/${r.id}`} aria-current={r.id === openId ? "true" : undefined} data-testid="conversation-row">
+                  {unread && <span className="sr-only">Unread: </span>}
+                  <span className="row-subject">{r.subject || "(no subject)"}</span>
+                  <span className="row-line">
+                    <span className="row-customer">{r.customerEmail}</span>
+                    <time dateTime={r.lastMessageAt}>{formatTime(r.lastMessageAt)}</time>
+                  </span>
+                  <span className="row-line">
+                    <span className={`badge status-${r.status}`}>{r.status.toLowerCase()}</span>
+                    <span className="row-assignee">{r.assignee ? r.assignee.name : "unassigned"}</span>
+                  </span>
+                </a>
+              </li>
+            );
+          })}
         </ul>
         {hasMore && (
           <button type="button" className="more" disabled={loading} onClick={() => void load(cursor)}>Load more</button>
