@@ -92,9 +92,13 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             c.execute(ADVANCE_SQL.replace("%s", "?"), (advance.new, advance.name, advance.expected))
             if c.fetchone() is None:
                 raise _moved(advance)
+        # The events first: the keys check reads, and a deferred SQLite transaction that reads
+        # before it writes fails at once (SQLITE_BUSY, no busy wait) when another connection
+        # committed in between.
+        ids = super()._insert_events(c, stored_events, **kwargs)
         if self.keyring is not None:  # owners and keys of the personal data sealed in the events
             self.keyring.store_pending(lambda sql, params: _sqlite_rows(c, sql, params))
-        return super()._insert_events(c, stored_events, **kwargs)
+        return ids
 
 
 class PostgresRecorder(PostgresApplicationRecorder):
