@@ -39,8 +39,23 @@ if command -v npm >/dev/null; then
         (cd web && npm ci --no-audit --no-fund --prefer-offline --loglevel=error >/dev/null)
         echo "$lock_sum" > web/node_modules/.mailroom-lock
     fi
-    (cd web && npm run --silent codegen && npx tsc --noEmit && npx eslint . \
-        && npx vite build --logLevel error --outDir "$web_build/static" --emptyOutDir)
+    # Codegen, type check, lint and build are skipped when every input they read (web/ but its
+    # node_modules and generated src/gql, the contract, the lock file's install, node's version)
+    # is byte for byte one that passed before: the build it made then is reused.
+    web_key="$( { find web -path web/node_modules -prune -o -path web/src/gql -prune -o -type f -print \
+                  | LC_ALL=C sort | xargs sha256sum; sha256sum api/contract.graphql; node --version; \
+                  cat web/node_modules/.mailroom-lock; } | sha256sum | cut -d' ' -f1)"
+    web_cache="${XDG_CACHE_HOME:-$HOME/.cache}/mailroom/web/$web_key"
+    if [ -f "$web_cache/passed" ]; then
+        cp -R "$web_cache/static" "$web_build/static"
+        echo "(web unchanged since a passing check: its build reused)"
+    else
+        (cd web && npm run --silent codegen && npx tsc --noEmit && npx eslint . \
+            && npx vite build --logLevel error --outDir "$web_build/static" --emptyOutDir)
+        rm -rf "$web_cache" && mkdir -p "$web_cache" && cp -R "$web_build/static" "$web_cache/static" \
+            && touch "$web_cache/passed" || true
+        ls -dt "$(dirname "$web_cache")"/*/ 2>/dev/null | tail -n +6 | xargs -r rm -rf  # the last five kept
+    fi
     export MAILROOM_WEB_BUILD="$web_build/static"
 else
     echo "test.sh: npm is missing: the web front end is not checked" >&2

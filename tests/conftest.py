@@ -11,7 +11,7 @@ from adapters.settings import load_settings
 from api.bootstrap import Services, bootstrap
 from domain.ports import LoginRefused
 from domain.values import MailProtocol, ServerSettings
-from tests.backends import fresh_database
+from tests.backends import close_databases, fresh_database
 from tests.discovery_fixture import autoconfig_server, dns_server  # noqa: F401
 from tests.dovecot_fixture import dovecot  # noqa: F401
 from tests.smtp_fixture import smtp, smtp_sink  # noqa: F401
@@ -32,6 +32,10 @@ class FakeMailServer:
             raise LoginRefused("AUTH_FAILED", "the server refused the user name or password")
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    close_databases()  # the PostgreSQL databases made ahead, or not yet dropped
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -39,12 +43,17 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def environment(
-    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[dict[str, str]]:
-    """MAILROOM_* variables of a fresh database on the parametrised backend, set in os.environ."""
+    """MAILROOM_* variables of a fresh database on the parametrised backend, set in os.environ.
+
+    For a test that builds services in this process (`make_services`), a PostgreSQL database
+    comes with the tables `bootstrap` creates, empty (see tests/backends.py); for any other, it
+    is bare, as a first start finds it."""
     for name in ("MAILROOM_SECRET_KEY", "MAILROOM_ADMIN_TOKEN", "MAILROOM_EXTRA_CA_FILE"):
         monkeypatch.delenv(name, raising=False)
-    with fresh_database(backend, tmp_path) as env:
+    initialised = "make_services" in request.fixturenames
+    with fresh_database(backend, tmp_path, initialised=initialised) as env:
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         yield env

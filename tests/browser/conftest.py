@@ -25,7 +25,9 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running in the main thread while it is
+# open, so it must be closed before the other packages' tests (which call asyncio.run) start.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")  # fails under CI=true

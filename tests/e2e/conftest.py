@@ -6,6 +6,7 @@ servers are always terminated when the module is done.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ import httpx
 import pytest
 
 from tests.backends import fresh_database
+from tests.e2e import forked_cli
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -57,15 +59,29 @@ def run_mailroom(env: dict[str, str], *args: str, cwd: Path, timeout: float = 30
 
 
 def cli_token(env: dict[str, str], cwd: Path, role: str, name: str, agent_id: str | None = None) -> str:
-    """`mailroom token create` prints the token alone on stdout."""
+    """`mailroom token create` prints the token alone on stdout (run in a forked process:
+    tests/e2e/forked_cli.py)."""
     args = ["token", "create", "--role", role, "--name", name]
     if agent_id:
         args += ["--agent-id", agent_id]
-    done = run_mailroom(env, *args, cwd=cwd)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert len(lines) == 1 and lines[0].strip(), f"expected one token line, got {done.stdout!r}"
+    code, stdout, stderr = forked_cli.run(process_env(env), args, cwd=str(cwd), timeout=30.0)
+    assert code == 0, stderr
+    lines = stdout.splitlines()
+    assert len(lines) == 1 and lines[0].strip(), f"expected one token line, got {stdout!r}"
     return lines[0].strip()
+
+
+_closed: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _reap_closed() -> None:
+    for process in _closed:
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT)
 
 
 class GraphQLError(AssertionError):
@@ -126,7 +142,12 @@ class Server:
         self.start()
 
     def close(self) -> None:
-        self.stop()
+        """At the end of the module: asked to stop (SIGTERM) and left to finish while the next
+        module runs; waited for at exit (`_reap_closed`)."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            _closed.append(process)
         self.client.close()
 
     def log(self) -> str:

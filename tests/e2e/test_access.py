@@ -29,6 +29,13 @@ mutation($agentId: UUID!, $status: AgentStatus!) {
 AGENT = "query($id: UUID!) { agent(id: $id) { id status } }"
 
 
+@pytest.fixture(scope="module", params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Who may call what does not depend on the engine; tokens' storage is covered on both in
+    tests/integration/test_tokens_and_deactivation_api.py: SQLite only (the module's fixtures follow)."""
+    return str(request.param)
+
+
 @dataclass
 class World:
     server: Server

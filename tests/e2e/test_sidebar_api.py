@@ -26,6 +26,13 @@ SIDEBAR = """query($id: UUID!) { conversation(id: $id) { customerEmail sidebar {
 PAGE = "{ conversations(first: 50) { edges { node { id customerEmail sidebar { title error records { title } } } } } }"
 
 
+@pytest.fixture(scope="module", params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Sources, roles and batching do not depend on the engine; the sidebar's tables are covered on both in
+    tests/integration/test_sidebar.py: SQLite only (the module's fixtures follow)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
 def desk(start_server: Callable[..., Server], dovecot: Dovecot) -> Iterator[dict[str, Any]]:
     with HttpRecorder() as erp:

@@ -22,6 +22,13 @@ from tests.dovecot import Dovecot
 from tests.smtp_server import SmtpSink
 
 
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Discovery does not depend on the engine; binding's storage is covered on both in
+    tests/integration/test_admin_commands.py: SQLite only."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
 def sink() -> Iterator[SmtpSink]:
     """A submission server whose one user is the mailbox's address (its password set per test)."""
