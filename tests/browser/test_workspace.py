@@ -213,7 +213,7 @@ def test_admin_sets_up_agents_work_live(desk: dict[str, Any], browser: Any, arti
     assert ann.get_by_role("heading", name=subject).is_visible()
     assert not ann.get_by_role("list", name="Conversations").is_visible()
     ann.get_by_role("link", name="← Inbox").click()
-    assert ann.get_by_role("list", name="Conversations").is_visible()
+    ann.get_by_role("list", name="Conversations").wait_for()  # visible once the inbox has rendered
     ann.screenshot(path=str(artifacts / "workspace-390.png"))
     assert not [p for p in ann_problems if "Content Security Policy" in p], ann_problems
 
