@@ -94,11 +94,14 @@ def test_a_subscriber_that_falls_behind_is_dropped_and_its_queue_emptied(service
         async def main() -> tuple[list[Change], type[Exception] | None, live.Subscriber]:
             slow = small.subscribe("conversation")  # never reads
             reader = feed(small, "conversation", None)
-            got = asyncio.ensure_future(collect(reader, 12))
-            await asyncio.sleep(0.05)
-            for n in range(6):
+            fine: list[Change] = []
+            got = asyncio.ensure_future(collect(reader, 2))
+            await asyncio.sleep(0.05)  # subscribed
+            for n in range(6):  # the reader takes each mail's two changes before the next comes
                 await asyncio.to_thread(take_in, services, n)
-            fine = await got
+                fine += await got
+                got = asyncio.ensure_future(collect(reader, 2))
+            got.cancel()
             raised: type[Exception] | None = None
             try:
                 await slow.take(0.1)
