@@ -45,6 +45,7 @@ from domain.personal import customer_key
 
 KEYS, OWNERS = "mailroom_customer_keys", "mailroom_personal_owners"
 KEY_TTL = 1.0
+CACHE_KEPT = 100_000  # entries per cache; a full cache starts again empty
 PSEUDONYM_HEX = 20  # 80 bits: no two customers of one installation share one
 
 
@@ -68,6 +69,12 @@ class Keyring:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._connections: list[Any] = []
+
+    def _keep(self, cache: dict[Any, Any], key: Any, value: Any) -> None:
+        with self._lock:
+            if len(cache) >= CACHE_KEPT:
+                cache.clear()
+            cache[key] = value
 
     # ------------------------------------------------------------------ its own connections
 
@@ -147,10 +154,7 @@ class Keyring:
             rows = self._query(f"SELECT key_id, wrapped FROM {KEYS} WHERE person = ?", (person,))
             if rows:
                 found = str(rows[0]["key_id"]), self._unwrapped(str(rows[0]["key_id"]), str(rows[0]["wrapped"]))
-                with self._lock:
-                    if len(self._sealing) > 100_000:
-                        self._sealing.clear()
-                    self._sealing[person] = found
+                self._keep(self._sealing, person, found)
             else:
                 key_id, raw = str(uuid4()), AESGCM.generate_key(bit_length=256)
                 nonce = os.urandom(12)
@@ -192,9 +196,8 @@ class Keyring:
                 for key_id in missing:
                     self._sealing.pop(used[key_id], None)
             raise IntegrityError("a customer key was erased, or made first by another process: encode again")
-        with self._lock:
-            for person, found in new_keys.items():
-                self._sealing[person] = found
+        for person, found in new_keys.items():
+            self._keep(self._sealing, person, found)
 
     def opening_key(self, key_id: str) -> AESGCM | None:
         """The key with this id, or None: erased."""
@@ -204,10 +207,7 @@ class Keyring:
             return cached[1]  # an erased key never comes back: ids are never reused
         rows = self._query(f"SELECT wrapped FROM {KEYS} WHERE key_id = ?", (key_id,))
         key = self._unwrapped(key_id, str(rows[0]["wrapped"])) if rows else None
-        with self._lock:
-            if len(self._opened) > 100_000:
-                self._opened.clear()
-            self._opened[key_id] = (now, key)
+        self._keep(self._opened, key_id, (now, key))
         return key
 
     def _unwrapped(self, key_id: str, wrapped: str) -> AESGCM:
@@ -230,7 +230,7 @@ class Keyring:
 
     def own(self, aggregate_id: UUID, person: str, domain: str) -> None:
         """Records whose data the aggregate's events hold, with the event being encoded."""
-        self._owners[aggregate_id] = (person, domain)
+        self._keep(self._owners, aggregate_id, (person, domain))
         self._work().owners.append((str(aggregate_id), person, domain))
 
     def owner(self, aggregate_id: UUID) -> tuple[str, str] | None:
@@ -240,10 +240,7 @@ class Keyring:
             if not rows:
                 return None
             found = (str(rows[0]["person"]), str(rows[0]["domain"]))
-            with self._lock:
-                if len(self._owners) > 100_000:
-                    self._owners.clear()
-                self._owners[aggregate_id] = found
+            self._keep(self._owners, aggregate_id, found)
         return found
 
     def owned_by(self, person: str) -> list[UUID]:

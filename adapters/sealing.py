@@ -13,12 +13,10 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
-import threading
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import Cipher, Compressor, JSONTranscoder, Mapper, StoredEvent, Transcoder, Transcoding
 from eventsourcing.utils import get_topic
 
@@ -39,19 +37,11 @@ class SealedValue(Transcoding):
     def __init__(self, transcoder: Transcoder) -> None:
         self.transcoder = transcoder
         self.keyring: Keyring | None = None  # given when the database is there (api/bootstrap.py)
-        self._event = threading.local()  # the keys found while one event is encoded
         self._opened: dict[str, Any] = {}  # ciphertext -> value, while its key lives
-
-    def forget_keys(self) -> None:
-        """Called after each event: the next one looks its keys up again (one may be erased by now)."""
-        self._event.__dict__.pop("keys", None)
 
     def encode(self, obj: Personal) -> dict[str, str]:
         assert self.keyring is not None, "personal data sealed without a keyring"
-        keys: dict[str, tuple[str, AESGCM]] = self._event.__dict__.setdefault("keys", {})
-        if obj.person not in keys:  # one lookup per event, not per field
-            keys[obj.person] = self.keyring.sealing_key(obj.person)
-        key_id, key = keys[obj.person]
+        key_id, key = self.keyring.sealing_key(obj.person)  # cached; checked when the event is stored
         nonce = os.urandom(12)
         sealed = nonce + key.encrypt(nonce, self.transcoder.encode(obj.value), key_id.encode())
         return {"i": key_id, "p": obj.person, "d": obj.domain, "k": obj.kind, "c": base64.b64encode(sealed).decode()}
@@ -167,27 +157,15 @@ class SealingMapper(Mapper[UUID]):
         self.keyring: Keyring | None = None
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
-        topic = get_topic(domain_event.__class__)
-        rule = RULES.get(topic)
+        rule = RULES.get(get_topic(domain_event.__class__))
         if rule is None or self.keyring is None:
             return super().to_stored_event(domain_event)
         state = dict(vars(domain_event))
-        originator_id = state.pop("originator_id")
-        originator_version = state.pop("originator_version")
-        class_version = getattr(type(domain_event), "class_version", 1)
-        if class_version > 1:
-            state["class_version"] = class_version
-        rule(self.keyring, originator_id, state)
-        try:
-            stored = self.transcoder.encode(state)
-        finally:
-            self.sealed.forget_keys()
-        if self.compressor:
-            stored = self.compressor.compress(stored)
-        if self.cipher:
-            stored = self.cipher.encrypt(stored)
-        return StoredEvent(originator_id=originator_id, originator_version=originator_version, topic=topic,
-                           state=stored)
+        rule(self.keyring, state["originator_id"], state)
+        # the same event with its personal fields wrapped (as eventsourcing's to_domain_event builds one)
+        sealed = object.__new__(type(domain_event))
+        object.__setattr__(sealed, "__dict__", state)
+        return super().to_stored_event(sealed)
 
     def use(self, keyring: Keyring) -> None:
         """From now on, personal data is sealed (and opened) with this keyring."""
