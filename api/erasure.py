@@ -74,21 +74,30 @@ def erase_customer(services: Services, email: str) -> Erased:
 
 
 def _find(services: Services, address: str, owned: Iterable[UUID]) -> Found:
-    database, app = services.database, services.app
+    database = services.database
     ids = dict.fromkeys(owned)
     # recorded before sealing: found through the views, by address
     for row in database.query("SELECT id FROM rm_conversations WHERE lower(customer_email) = ?", (address,)):
         ids[UUID(str(row["id"]))] = None
     ids[contact_id(address)] = None
     found = Found()
-    conversations = [i for i in ids if _first(app, i, Conversation.Opened)]
-    for begin in range(0, len(conversations), CHUNK):  # their replies, sealed or not
-        part = [str(c) for c in conversations[begin:begin + CHUNK]]
+    _classify(services.app, ids, found)
+    replies: dict[UUID, None] = {}
+    for begin in range(0, len(found.conversation_ids), CHUNK):  # their replies, sealed or not
+        part = [str(c) for c in found.conversation_ids[begin:begin + CHUNK]]
         marks = ", ".join("?" for _ in part)
         for row in database.query(f"SELECT id FROM rm_messages WHERE direction = 'OUTBOUND' AND conversation_id "
                                   f"IN ({marks})", part):
-            ids[UUID(str(row["id"]))] = None
-    for aggregate_id in ids:
+            reply_id = UUID(str(row["id"]))
+            if reply_id not in ids:
+                replies[reply_id] = None
+    _classify(services.app, replies, found)
+    return found
+
+
+def _classify(app: Any, aggregate_ids: Iterable[UUID], found: Found) -> None:
+    """Reads each aggregate's events once (the key still there): what it is, and its blobs."""
+    for aggregate_id in aggregate_ids:
         events: list[Any] = list(app.repository.event_store.get(aggregate_id))
         if not events:
             continue
@@ -109,12 +118,6 @@ def _find(services: Services, address: str, owned: Iterable[UUID]) -> Found:
             found.contact_ids.append(aggregate_id)
         elif isinstance(first, SidebarRecord.Created):
             found.record_ids.append(aggregate_id)
-    return found
-
-
-def _first(app: Any, aggregate_id: UUID, cls: type) -> bool:
-    events = list(app.repository.event_store.get(aggregate_id, lte=1))
-    return bool(events) and isinstance(events[0], cls)
 
 
 def _shared(services: Services, found: Found) -> set[str]:
